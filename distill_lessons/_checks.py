@@ -60,7 +60,7 @@ def generator(seed: int | torch.Generator | None) -> torch.Generator:
 
 
 def long_tensor(name: str, value: object, *, dims: int | None = None):
-    """Check that ``value`` is an integer tensor, optionally of ``dims`` dims."""
+    """Check that ``value`` is an integer tensor, optionally of ``dims``-d."""
     if not isinstance(value, torch.Tensor):
         raise ValueError(
             f"{name} must be a torch.Tensor of integer ids, "

@@ -45,9 +45,7 @@ class RNNPredictor(nn.Module):
         positive_int("vocab_size", vocab_size)
         positive_int("hidden_size", hidden_size)
         if cell not in CELL_TYPES:
-            raise ValueError(
-                f"cell must be one of {CELL_TYPES}, got {cell!r}"
-            )
+            raise ValueError(f"cell must be one of {CELL_TYPES}, got {cell!r}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.cell = cell
@@ -74,16 +72,14 @@ class RNNPredictor(nn.Module):
             )
         return F.one_hot(ids, self.vocab_size).float()
 
-    def forward(
-        self, ids: torch.Tensor, state=None
-    ) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, state=None) -> torch.Tensor:
         """Logits ``(batch, time, vocab)`` for ids ``(batch, time)``."""
         ids = long_tensor("ids", ids, dims=2)
         hidden, _ = self.rnn(self._one_hot(ids), state)  # (batch, time, hid)
         return self.head(hidden)
 
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``(batch, time, hidden)`` after reading each symbol."""
+        """Hidden states ``(batch, time, hidden)``, one after each symbol."""
         ids = long_tensor("ids", ids, dims=2)
         hidden, _ = self.rnn(self._one_hot(ids))
         return hidden

@@ -72,7 +72,9 @@ def fit(
     if clip is not None:
         positive_float("clip", clip)
     if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        raise ValueError(
+            f"optimizer must be 'adam' or 'sgd', got {optimizer!r}"
+        )
     g = generator(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -89,7 +91,7 @@ def fit(
         loss = loss_fn(step, g)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"loss became {float(loss)} at step {step}; lower lr "
+                f"loss became {float(loss.detach())} at step {step}; lower lr "
                 f"(now {lr}) or check the data"
             )
         opt.zero_grad(set_to_none=True)
@@ -97,7 +99,7 @@ def fit(
         if clip is not None:
             nn.utils.clip_grad_norm_(params, clip)
         opt.step()
-        history.losses.append(float(loss))
+        history.losses.append(float(loss.detach()))
 
         done = step + 1
         if callback is not None and every > 0:
@@ -106,7 +108,9 @@ def fit(
                 history.records[done] = callback(done)
                 model.train()
     model.eval()
-    log.debug("%s: %d steps, last loss %.4f", description, steps, history.losses[-1])
+    log.debug(
+        "%s: %d steps, last loss %.4f", description, steps, history.losses[-1]
+    )
     return history
 
 
@@ -141,7 +145,9 @@ def train_next_symbol(
     offsets = torch.arange(window + 1)
 
     def loss_fn(step: int, g: torch.Generator) -> torch.Tensor:
-        starts = torch.randint(len(stream) - window, (batch_size, 1), generator=g)
+        starts = torch.randint(
+            len(stream) - window, (batch_size, 1), generator=g
+        )
         ids = stream[starts + offsets]  # (batch, window + 1)
         logits = model(ids[:, :-1])  # (batch, window, vocab)
         return F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())

@@ -112,7 +112,7 @@ class TinyGPT(nn.Module):
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: int | torch.Generator = 0) -> None:
-        """Normal(0, 0.02) weights, zero biases, unit layer norms, from seed."""
+        """Normal(0, 0.02) weights, zero biases, unit layer norms."""
         g = generator(seed)
         with torch.no_grad():
             for name, p in self.named_parameters():
