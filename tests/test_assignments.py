@@ -1,0 +1,606 @@
+"""Student and instructor notebooks (distill_lessons.assignments).
+
+The first tests use small notebooks made here, with expected sources written
+out by hand. The tests at the end run the real chapters: for each, the cells
+that its exercises need are executed twice, once from the instructor version
+(every check must pass) and once from the student version (every check must
+fail). The two runs differ only in the stubs, so a failure in the student
+run is caused by the stub and by nothing else.
+
+Running every generated notebook in full under nbval doubles the time of
+the notebooks, so that test is opt-in: set DISTILL_LESSONS_FULL=1.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import os
+import subprocess
+import symtable
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from distill_lessons import assignments
+from distill_lessons.assignments import (
+    CODE_STUB,
+    TEXT_STUB,
+    AssignmentError,
+    build,
+    instructor_notebook,
+    stub_solutions,
+    student_notebook,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+FULL = os.environ.get("DISTILL_LESSONS_FULL") == "1"
+
+
+def code(source, *tags):
+    return new_code_cell(source, metadata={"tags": list(tags)})
+
+
+def tags_of(cell):
+    return cell.metadata.get("tags", [])
+
+
+def small_chapter():
+    """A chapter in miniature: set-up, one claim, three kinds of exercise."""
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# 0. A tiny chapter"),
+            code("import math\n\nSEED = 0"),
+            code("base = 3"),
+            code("assert base == 3", "remove-cell", "check-claims"),
+            new_markdown_cell("**Exercise 1.** Write `double`."),
+            code(
+                "def double(x):\n"
+                "    ### BEGIN SOLUTION\n"
+                "    return 2 * x\n"
+                "    ### END SOLUTION",
+                "solution",
+                "hide-cell",
+            ),
+            code("assert double(base) == 6", "exercise-check"),
+            new_markdown_cell("**Exercise 2.** Store the answer."),
+            code(
+                "### BEGIN SOLUTION\nanswer = math.log2(8)\n### END SOLUTION",
+                "solution",
+                "hide-cell",
+            ),
+            code("assert answer == base", "exercise-check"),
+            new_markdown_cell(
+                "Derivation:\n### BEGIN SOLUTION\nlog2 8 = 3\n"
+                "### END SOLUTION",
+                metadata={"tags": ["solution"]},
+            ),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+def write(nb, path):
+    nbformat.write(nb, path)
+    return path
+
+
+# --- the stub -------------------------------------------------------------
+
+
+def test_stub_replaces_the_region_and_keeps_the_indent_of_its_marker():
+    source = (
+        "def f(x):\n"
+        "    ### BEGIN SOLUTION\n"
+        "    y = x + 1\n"
+        "    return y\n"
+        "    ### END SOLUTION\n"
+        "\n"
+        "z = 1"
+    )
+    expected = (
+        "def f(x):\n"
+        "    # YOUR CODE HERE\n"
+        "    raise NotImplementedError()\n"
+        "\n"
+        "z = 1"
+    )
+    assert stub_solutions(source) == (expected, 1)
+
+
+def test_stub_replaces_every_region_of_a_cell():
+    source = (
+        "### BEGIN SOLUTION\na = 1\n### END SOLUTION\n"
+        "b = 2\n"
+        "### BEGIN SOLUTION\nc = 3\n### END SOLUTION"
+    )
+    expected = (
+        "# YOUR CODE HERE\nraise NotImplementedError()\n"
+        "b = 2\n"
+        "# YOUR CODE HERE\nraise NotImplementedError()"
+    )
+    assert stub_solutions(source) == (expected, 2)
+
+
+def test_source_without_markers_is_left_alone():
+    assert stub_solutions("x = 1\n# a comment\n") == (
+        "x = 1\n# a comment\n",
+        0,
+    )
+
+
+def test_an_end_marker_without_a_begin_is_an_error_naming_the_line():
+    with pytest.raises(AssignmentError, match="line 2 .*without"):
+        stub_solutions("x = 1\n### END SOLUTION", where="ch.ipynb, cell 4")
+
+
+def test_a_region_never_closed_is_an_error_naming_where_it_opened():
+    with pytest.raises(AssignmentError, match="cell 4: .*line 1 is never"):
+        stub_solutions("### BEGIN SOLUTION\nx = 1", where="ch.ipynb, cell 4")
+
+
+def test_a_region_opened_twice_is_an_error():
+    source = "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION"
+    with pytest.raises(AssignmentError, match="line 2 opens .* line 1"):
+        stub_solutions(source)
+
+
+# --- the two versions of a notebook ------------------------------------
+
+
+def test_student_version_replaces_exactly_the_solution_regions():
+    nb = small_chapter()
+    student = student_notebook(nb, "00_tiny.ipynb")
+    sources = [c.source for c in student.cells]
+    assert sources[5] == (
+        "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    )
+    assert sources[8] == CODE_STUB
+    assert sources[10] == "Derivation:\n" + TEXT_STUB
+    # Everything else is the chapter's own text.
+    for index in set(range(len(nb.cells))) - {5, 8, 10}:
+        assert sources[index] == nb.cells[index].source
+    # The input notebook is not changed.
+    assert "return 2 * x" in nb.cells[5].source
+
+
+def test_a_markdown_solution_without_markers_becomes_the_text_stub():
+    nb = small_chapter()
+    nb.cells[10].source = "The answer is three."
+    assert student_notebook(nb).cells[10].source == TEXT_STUB
+
+
+def test_student_stubs_and_checks_may_raise_and_stubs_are_not_hidden():
+    student = student_notebook(small_chapter())
+    for index in (5, 6, 8, 9):
+        assert "raises-exception" in tags_of(student.cells[index])
+    for index in (5, 8):
+        assert "hide-cell" not in tags_of(student.cells[index])
+        assert "solution" in tags_of(student.cells[index])
+    assert "raises-exception" not in tags_of(student.cells[3])
+
+
+def test_instructor_version_keeps_every_source_and_tag():
+    nb = small_chapter()
+    instructor = instructor_notebook(nb, "00_tiny.ipynb")
+    assert [c.source for c in instructor.cells] == [c.source for c in nb.cells]
+    assert [tags_of(c) for c in instructor.cells] == [
+        tags_of(c) for c in nb.cells
+    ]
+
+
+@pytest.mark.parametrize("version", [student_notebook, instructor_notebook])
+def test_both_versions_carry_nbgrader_metadata(version):
+    out = version(small_chapter(), "00_tiny.ipynb", points=2)
+    graded = {i: c.metadata.get("nbgrader") for i, c in enumerate(out.cells)}
+    for index in (5, 8, 10):
+        meta = graded[index]
+        assert meta["solution"] is True and meta["grade"] is False
+        assert meta["locked"] is False and meta["schema_version"] == 3
+    for index in (6, 9):
+        meta = graded[index]
+        assert meta["grade"] is True and meta["solution"] is False
+        assert meta["locked"] is True and meta["points"] == 2
+    assert graded[3] is None and graded[1] is None
+    ids = [m["grade_id"] for m in graded.values() if m]
+    assert len(ids) == len(set(ids)) == 5
+    assert all(i.replace("_", "").replace("-", "").isalnum() for i in ids)
+
+
+def test_outputs_are_cleared_in_both_versions():
+    nb = small_chapter()
+    nb.cells[2].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="3\n")
+    ]
+    nb.cells[2].execution_count = 7
+    for version in (student_notebook, instructor_notebook):
+        cell = version(nb).cells[2]
+        assert cell.outputs == [] and cell.execution_count is None
+
+
+def test_a_solution_cell_without_markers_is_refused_naming_the_cell():
+    nb = small_chapter()
+    nb.cells[8].source = "answer = 3"
+    with pytest.raises(AssignmentError, match=r"00_tiny.ipynb, cell 9 .*no"):
+        student_notebook(nb, "00_tiny.ipynb")
+
+
+def test_markers_in_a_cell_not_tagged_solution_are_refused():
+    nb = small_chapter()
+    nb.cells[2].source = "### BEGIN SOLUTION\nbase = 3\n### END SOLUTION"
+    with pytest.raises(AssignmentError, match="cell 3 .*not tagged"):
+        instructor_notebook(nb, "00_tiny.ipynb")
+
+
+def test_mismatched_markers_in_a_chapter_name_notebook_and_cell():
+    nb = small_chapter()
+    nb.cells[5].source = "def double(x):\n    ### BEGIN SOLUTION\n    pass"
+    with pytest.raises(AssignmentError, match="00_tiny.ipynb, cell 6"):
+        student_notebook(nb, "00_tiny.ipynb")
+
+
+# --- building folders -------------------------------------------------
+
+
+def test_build_writes_student_and_instructor_folders(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    built = build(tmp_path / "out", [src])
+    assert built.student == [tmp_path / "out" / "student" / "00_tiny.ipynb"]
+    assert built.instructor == [
+        tmp_path / "out" / "instructor" / "00_tiny.ipynb"
+    ]
+    assert (built.solutions, built.checks) == (3, 2)
+    student = nbformat.read(built.student[0], as_version=4)
+    assert student.cells[8].source == CODE_STUB
+    nbformat.validate(student)
+
+
+def test_build_refuses_to_overwrite_an_existing_folder(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    build(tmp_path / "out", [src])
+    marker = tmp_path / "out" / "student" / "my_notes.txt"
+    marker.write_text("keep me")
+    with pytest.raises(ValueError, match="already exists.*--force"):
+        build(tmp_path / "out", [src])
+    assert marker.read_text() == "keep me"
+
+
+def test_force_replaces_only_the_two_folders(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    build(tmp_path / "out", [src])
+    (tmp_path / "out" / "student" / "stale.ipynb").write_text("{}")
+    (tmp_path / "out" / "grades.csv").write_text("kept")
+    build(tmp_path / "out", [src], force=True)
+    assert not (tmp_path / "out" / "student" / "stale.ipynb").exists()
+    assert (tmp_path / "out" / "grades.csv").read_text() == "kept"
+
+
+def test_a_bad_notebook_leaves_nothing_half_written(tmp_path):
+    good = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    broken = small_chapter()
+    broken.cells[8].source = "### END SOLUTION"
+    bad = write(broken, tmp_path / "01_broken.ipynb")
+    with pytest.raises(AssignmentError, match="01_broken.ipynb, cell 9"):
+        build(tmp_path / "out", [good, bad])
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_refuses_paths_that_are_not_notebooks(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    with pytest.raises(ValueError, match="notebooks must be .ipynb"):
+        build(tmp_path / "out", [text])
+    with pytest.raises(ValueError, match="no .ipynb files"):
+        build(tmp_path / "out", [tmp_path])
+    with pytest.raises(ValueError, match="points must be"):
+        build(tmp_path / "out", [text], points=-1)
+
+
+def test_command_line_builds_then_refuses_a_second_time(tmp_path, capsys):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    argv = ["build", str(tmp_path / "out"), "--notebooks", str(src)]
+    assert assignments.main(argv) == 0
+    assert "3 solutions stubbed, 2 check cells" in capsys.readouterr().out
+    assert assignments.main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert assignments.main([*argv, "--force"]) == 0
+
+
+def test_command_line_runs_as_a_module(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    broken = small_chapter()
+    broken.cells[5].source = "### BEGIN SOLUTION"
+    bad = write(broken, tmp_path / "01_bad.ipynb")
+    run = subprocess.run(
+        [sys.executable, "-m", "distill_lessons.assignments", "build"]
+        + [str(tmp_path / "out"), "--notebooks", str(src), str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: 01_bad.ipynb, cell 6")
+
+
+# --- executing generated notebooks ---------------------------------------
+
+
+def run_cells(nb, cwd):
+    """Execute ``nb`` in a fresh kernel, going on after errors.
+
+    Returns, per cell, the name of the exception it raised or None.
+    """
+    client = NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    client.execute()
+    errors = []
+    for cell in nb.cells:
+        found = None
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                found = (out.ename, out.evalue)
+        errors.append(found)
+    return errors
+
+
+def test_small_chapter_checks_pass_for_instructor_and_fail_for_student(
+    tmp_path,
+):
+    nb = small_chapter()
+    instructor = run_cells(instructor_notebook(nb), tmp_path)
+    student = run_cells(student_notebook(nb), tmp_path)
+    assert instructor == [None] * len(nb.cells)
+    assert student[5] is None  # defining the stubbed function is fine
+    assert student[6][0] == "NotImplementedError"
+    assert student[8][0] == "NotImplementedError"
+    assert student[9][0] == "NameError"
+
+
+def nbval(paths, cwd):
+    """Run nbval, as the project's pytest settings do, in a subprocess."""
+    (cwd / "pytest.ini").write_text(
+        "[pytest]\naddopts = --nbval-lax --nbval-current-env\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        + ["-p", "no:xdist", *map(str, paths)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_generated_small_notebooks_run_under_nbval(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    built = build(tmp_path / "out", [src])
+    run = nbval(built.student + built.instructor, tmp_path / "out")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "passed" in run.stdout
+
+
+def test_nbval_would_catch_a_student_stub_without_the_raises_tag(tmp_path):
+    student = student_notebook(small_chapter())
+    student.cells[8].metadata["tags"].remove("raises-exception")
+    path = write(student, tmp_path / "00_tiny.ipynb")
+    assert nbval([path], tmp_path).returncode != 0
+
+
+# --- the real chapters ---------------------------------------------------
+
+
+def _parse(source):
+    # IPython magics and shell escapes are not Python; they define nothing.
+    lines = [
+        "pass" if line.lstrip().startswith(("%", "!")) else line
+        for line in source.split("\n")
+    ]
+    return ast.parse("\n".join(lines))
+
+
+def defined_and_used(source):
+    """Top-level names a cell binds (or changes), and every name it reads."""
+    tree = _parse(source)
+    defined = set()
+
+    def root(node):
+        while isinstance(node, ast.Attribute | ast.Subscript | ast.Starred):
+            node = node.value
+        return node.id if isinstance(node, ast.Name) else None
+
+    def visit_top(node):
+        if isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+        ):
+            defined.add(node.name)
+            return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                defined.add((alias.asname or alias.name).split(".")[0])
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(
+            node.ctx, ast.Store
+        ):
+            name = root(node)
+            if name:
+                defined.add(name)
+        if isinstance(
+            node,
+            ast.Lambda
+            | ast.ListComp
+            | ast.SetComp
+            | ast.DictComp
+            | ast.GeneratorExp,
+        ):
+            return  # their names are their own
+        for child in ast.iter_child_nodes(node):
+            visit_top(child)
+
+    visit_top(tree)
+    return defined, free_names(tree) - set(dir(builtins))
+
+
+def free_names(tree):
+    """Names a cell reads from the notebook's globals.
+
+    Reads at the top level, and reads inside functions and classes of names
+    they do not bind themselves (a function's parameters are its own).
+    """
+    table = symtable.symtable(ast.unparse(tree), "<cell>", "exec")
+    found = set()
+
+    def visit(scope, top):
+        for symbol in scope.get_symbols():
+            if not symbol.is_referenced():
+                continue
+            if top or symbol.is_global() or symbol.is_declared_global():
+                found.add(symbol.get_name())
+        for child in scope.get_children():
+            visit(child, False)
+
+    visit(table, True)
+    return found
+
+
+def cells_for_exercises(nb):
+    """Indices of the code cells the exercises need, in notebook order.
+
+    The solution and check cells, the set-up cell, and, walking backwards,
+    every earlier cell that binds a name a needed cell reads.
+    """
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    targets = {
+        i
+        for i in code_cells
+        if {"solution", "exercise-check"} & set(tags_of(nb.cells[i]))
+    }
+    last = max(targets)
+    needed_names = set()
+    chosen = {code_cells[0]}
+    for index in reversed([i for i in code_cells if i <= last]):
+        defined, used = defined_and_used(nb.cells[index].source)
+        if index in targets or defined & needed_names:
+            chosen.add(index)
+            needed_names |= used
+    return sorted(chosen)
+
+
+def test_cell_selection_follows_names_back_to_their_definitions():
+    nb = small_chapter()
+    nb.cells.insert(3, code("unrelated = [1, 2, 3]"))
+    # Cells: 1 set-up, 2 base, 3 unrelated, 4 claims, 6-7 and 9-10 exercise.
+    assert cells_for_exercises(nb) == [1, 2, 6, 7, 9, 10]
+
+
+def solution_names(cell):
+    """Names bound inside the solution regions of a cell."""
+    inside, names = False, set()
+    body = []
+    for line in cell.source.split("\n"):
+        if line.strip() == assignments.BEGIN:
+            inside = True
+        elif line.strip() == assignments.END:
+            inside = False
+        elif inside:
+            body.append(line.strip())
+    try:
+        names = defined_and_used("\n".join(body))[0]
+    except SyntaxError:
+        pass
+    # A stub inside a def leaves the function defined; a top-level stub
+    # leaves the cell's own names unbound.
+    return names | defined_and_used(cell.source)[0]
+
+
+@pytest.mark.skipif(not CHAPTERS, reason="no chapters in notebooks/ yet")
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_check_passes_for_the_instructor_and_fails_on_the_stubs(
+    path, tmp_path
+):
+    nb = nbformat.read(path, as_version=4)
+    chosen = cells_for_exercises(nb)
+    instructor = instructor_notebook(nb, path.name)
+    student = student_notebook(nb, path.name)
+
+    def pick(version):
+        return new_notebook(
+            cells=[version.cells[i] for i in chosen], metadata=nb.metadata
+        )
+
+    cwd = path.parent
+    teacher_errors = run_cells(pick(instructor), cwd)
+    if any(teacher_errors):
+        # The name analysis missed an effect (a cell that changes an object
+        # in place, say): fall back to every cell up to the last exercise.
+        chosen = [
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and i <= chosen[-1]
+        ]
+        teacher_errors = run_cells(pick(instructor), cwd)
+    failed = [(chosen[k], err) for k, err in enumerate(teacher_errors) if err]
+    assert not failed, f"instructor version fails: {failed}"
+
+    stub_names = set()
+    for i in chosen:
+        if "solution" in tags_of(nb.cells[i]):
+            stub_names |= solution_names(nb.cells[i])
+    student_errors = run_cells(pick(student), cwd)
+    for k, index in enumerate(chosen):
+        if "exercise-check" not in tags_of(nb.cells[index]):
+            continue
+        error = student_errors[k]
+        assert error is not None, (
+            f"{path.name}, cell {index + 1}: the check passes while its "
+            "solution is a stub, so it checks nothing"
+        )
+        name, value = error
+        # The only difference between the runs is the stubs, so the check
+        # fails because of them: directly (NotImplementedError), through an
+        # answer left unbound (NameError), or a wrong value.
+        if name == "NameError":
+            missing = value.split("'")[1] if "'" in value else value
+            assert missing in stub_names, (
+                f"{path.name}, cell {index + 1}: NameError for {missing!r}, "
+                "which no solution defines"
+            )
+
+
+@pytest.mark.skipif(
+    not FULL, reason="runs every chapter twice; set DISTILL_LESSONS_FULL=1"
+)
+@pytest.mark.skipif(not CHAPTERS, reason="no chapters in notebooks/ yet")
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_generated_chapters_run_under_nbval(path, tmp_path):
+    built = build(tmp_path / "out", [path])
+    run = nbval(built.student + built.instructor, tmp_path / "out")
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_committed_chapters_are_valid_input_for_the_builder(tmp_path):
+    if not CHAPTERS:
+        pytest.skip("no chapters in notebooks/ yet")
+    built = build(tmp_path / "out", CHAPTERS)
+    assert len(built.student) == len(CHAPTERS)
+    for path in built.student:
+        data = json.loads(path.read_text())
+        text = json.dumps(data)
+        assert "### BEGIN SOLUTION" not in text, path.name
