@@ -105,7 +105,7 @@ class SeedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(x.shape[0], -1, x.shape[-1])  # (S, N, n_in)
         out = torch.baddbmm(self.bias, flat, self.weight)  # (S, N, n_out)
-        return out.reshape(*x.shape[:-1], -1)
+        return out.reshape(*x.shape[:-1], self.weight.shape[-1])
 
 
 class SeedCell(nn.Module):
@@ -413,7 +413,12 @@ class LongLagSystem(nn.Module):
     def _chunker(
         self, symbols: torch.Tensor, events: torch.Tensor, target_code
     ):
-        """C over the packed events; its states put back on raw time."""
+        """C over the packed events.
+
+        Returns C's states on raw time ``(S, B, T, HC)`` (held still between
+        events), its states per event ``(S, B, E, HC)``, the event symbols
+        ``(S, B, E)`` and which of the ``E`` slots are real ``(S, B, E)``.
+        """
         seeds, batch, steps = symbols.shape
         extras = [target_code]
         if self.config.time_code:
@@ -434,9 +439,10 @@ class LongLagSystem(nn.Module):
         )  # (S, B, E, HC)
         # At raw step t C holds the state after its latest event <= t.
         latest = (events.long().cumsum(2) - 1).clamp(min=0)  # (S, B, T)
-        return states.gather(
+        raw = states.gather(
             2, latest[..., None].expand(-1, -1, -1, states.shape[-1])
-        )
+        )  # (S, B, T, HC)
+        return raw, states, symbols.gather(2, order), valid
 
     def forward_batch(
         self,
@@ -484,16 +490,17 @@ class LongLagSystem(nn.Module):
         code = torch.zeros(*symbols.shape, 2)
         code[:, :, -1] = F.one_hot(targets, 2).float()
         code[:, :, -1] *= missed_target[..., None].float()
-        hc = self._chunker(symbols, events, code)  # (S, B, T, HC)
+        hc, packed, ev_sym, valid = self._chunker(symbols, events, code)
 
-        # C predicts each event from its state before the event.
-        c_logits = self.c_next(hc[:, :, :-1])  # (S, B, T-1, V)
+        # C predicts each event from its state after the previous event.
+        # Only events cost anything, however long the raw gaps between them.
+        c_logits = self.c_next(packed[:, :, :-1])  # (S, B, E-1, V)
         c_ce = F.cross_entropy(
             c_logits.reshape(-1, self.vocab_size),
-            nxt.reshape(-1),
+            ev_sym[:, :, 1:].reshape(-1),
             reduction="none",
-        ).view(nxt.shape)
-        ev = events[:, :, 1:].float()
+        ).view(ev_sym[:, :, 1:].shape)
+        ev = valid[:, :, 1:].float()
         losses["chunker_next"] = (
             (c_ce * ev).sum((1, 2)) / ev.sum((1, 2)).clamp(min=1)
         ).sum()
