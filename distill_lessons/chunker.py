@@ -830,6 +830,7 @@ def sentence_stream(
     length: int,
     *,
     sentences: Sequence[Sequence[str]],
+    end: str = ". ",
     seed: int | torch.Generator,
 ) -> list[str]:
     """Letters of random sentences, one after another, cut to ``length``.
@@ -843,7 +844,7 @@ def sentence_stream(
     if not sentences or any(not s for s in sentences):
         raise ValueError("sentences must be non-empty lists of words")
     g = generator(seed)
-    texts = [" ".join(s) + ". " for s in sentences]
+    texts = [" ".join(s) + end for s in sentences]
     out: list[str] = []
     while len(out) < length:
         pick = int(torch.randint(len(texts), (1,), generator=g))
@@ -852,18 +853,23 @@ def sentence_stream(
 
 
 class _LevelNet(nn.Module):
-    """One level of the hierarchy: a GRU predicting its own next input.
+    """One level of the hierarchy: a recurrent net predicting its next input.
 
     Its input is the one-hot symbol and, above the first level, a one-hot
     code of the time since the previous event (capped at ``gaps``).
     """
 
-    def __init__(self, vocab: int, hidden: int, gaps: int, seed: int):
+    def __init__(
+        self, vocab: int, hidden: int, gaps: int, seed: int, cell: str
+    ):
         super().__init__()
-        torch.manual_seed(seed)
         self.vocab, self.gaps = vocab, gaps
-        self.rnn = nn.GRU(vocab + gaps, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, vocab)
+        layer = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell]
+        # Seeded without touching the global random state.
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.rnn = layer(vocab + gaps, hidden, batch_first=True)
+            self.head = nn.Linear(hidden, vocab)
 
     def inputs(self, ids: torch.Tensor, gaps: torch.Tensor | None):
         x = F.one_hot(ids, self.vocab).float()
@@ -923,12 +929,14 @@ class HistoryCompressor:
         hidden: int = 32,
         max_levels: int = 3,
         gaps: int = 8,
+        cell: str = "rnn",
         seed: int = 0,
     ):
         self.vocab_size = positive_int("vocab_size", vocab_size)
         self.hidden = positive_int("hidden", hidden)
         self.max_levels = positive_int("max_levels", max_levels)
         self.gaps = positive_int("gaps", gaps)
+        self.cell = _check_cell(cell)
         self.seed = seed
         self.levels: list[_LevelNet] = []
         self.fractions: list[float] = []
@@ -936,18 +944,35 @@ class HistoryCompressor:
     def _train_level(
         self, net, ids, gaps, *, window, steps, lr, patience, min_gain, g
     ):
+        """Truncated BPTT with the state carried from snippet to snippet.
+
+        16 read heads walk through the first 80% of the stream, ``window``
+        symbols per step, keeping their state but cutting the gradient at
+        each snippet's start; the last 20% is held out to decide when the
+        level has stopped improving.
+        """
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         n = len(ids)
-        window = min(window, n - 1)
-        held = slice(max(0, n - n // 5), n)
+        cut = max(window + 2, n - n // 5)
+        held = slice(cut - 1, n)
         best, stale = math.inf, 0
+        heads = torch.randint(0, cut - window - 1, (16,), generator=g)
+        state = None
         for step in range(steps):
-            starts = torch.randint(
-                0, max(1, n - window - 1), (16,), generator=g
-            )
-            idx = starts[:, None] + torch.arange(window + 1)  # (16, W+1)
+            if int(heads.max()) + window + 1 > cut:
+                heads = torch.randint(0, cut - window - 1, (16,), generator=g)
+                state = None
+            idx = heads[:, None] + torch.arange(window + 1)  # (16, W+1)
+            heads = heads + window
             x, gx = ids[idx], None if gaps is None else gaps[idx]
-            logits, _ = net(x[:, :-1], None if gx is None else gx[:, :-1])
+            logits, state = net(
+                x[:, :-1], None if gx is None else gx[:, :-1], state
+            )
+            state = (
+                tuple(x.detach() for x in state)
+                if isinstance(state, tuple)
+                else state.detach()
+            )
             loss = F.cross_entropy(
                 logits.reshape(-1, net.vocab), x[:, 1:].reshape(-1)
             )
@@ -974,14 +999,31 @@ class HistoryCompressor:
         self,
         stream: torch.Tensor,
         *,
-        window: int = 40,
+        window: int | Sequence[int] = 40,
         steps: int = 600,
         lr: float = 1e-2,
         patience: int = 3,
         min_gain: float = 0.01,
     ) -> HistoryCompressor:
-        """Grow the hierarchy on one long stream of ids ``(time,)``."""
+        """Grow the hierarchy on one long stream of ids ``(time,)``.
+
+        ``window``: the length of the training snippets, one number for all
+        levels or one per level. Each snippet starts from a blank state, so
+        a level learns dependencies no longer than its window: a short
+        window at the bottom keeps the first level to short units.
+        """
         ids = long_tensor("stream", stream, dims=1)
+        windows = (
+            [window] * self.max_levels
+            if isinstance(window, int)
+            else list(window)
+        )
+        if len(windows) < self.max_levels:
+            raise ValueError(
+                f"window must give {self.max_levels} lengths, got {window!r}"
+            )
+        for w in windows:
+            positive_int("window", w)
         g = generator(self.seed)
         gaps = None
         total = len(ids)
@@ -994,12 +1036,13 @@ class HistoryCompressor:
                 self.hidden,
                 0 if level == 0 else self.gaps,
                 self.seed + level,
+                self.cell,
             )
             self._train_level(
                 net,
                 ids,
                 gaps,
-                window=window,
+                window=windows[level],
                 steps=steps,
                 lr=lr,
                 patience=patience,

@@ -18,7 +18,11 @@ from distill_lessons.chunker import (
 from distill_lessons.compression import Compressed
 from distill_lessons.data import Vocabulary, long_lag_episodes
 
-SENTENCES = [["the", "cat", "sat"], ["my", "dog", "ran", "off"]]
+SENTENCES = [
+    ["fat", "cat", "sat"],
+    ["rat", "bat", "hat", "mat"],
+    ["pat", "vat"],
+]
 
 
 def _batch(lag, seeds, batch, seed=0):
@@ -207,18 +211,18 @@ def test_second_family_shifts_the_middle_and_flips_the_target():
 
 @pytest.fixture(scope="module")
 def hierarchy():
-    text = sentence_stream(1500, sentences=SENTENCES, seed=0)
-    vocab = Vocabulary(
-        sorted(set(" ".join(" ".join(s) for s in SENTENCES) + "."))
-    )
-    comp = HistoryCompressor(len(vocab), hidden=16, max_levels=3, seed=0)
-    comp.fit(vocab.encode(text), steps=300)
+    text = sentence_stream(1500, sentences=SENTENCES, end=" ", seed=0)
+    vocab = Vocabulary(sorted(set(text)))
+    comp = HistoryCompressor(len(vocab), hidden=32, max_levels=3, seed=0)
+    comp.fit(vocab.encode(text), window=(2, 12, 12), steps=400)
     return comp, vocab
 
 
 def test_hierarchy_compression_is_lossless(hierarchy):
     comp, vocab = hierarchy
-    fresh = vocab.encode(sentence_stream(300, sentences=SENTENCES, seed=9))
+    fresh = vocab.encode(
+        sentence_stream(300, sentences=SENTENCES, end=" ", seed=9)
+    )
     codes = comp.compress(fresh)
     assert len(codes) == len(comp.levels)
     torch.testing.assert_close(comp.decompress(codes), fresh)
@@ -228,7 +232,9 @@ def test_hierarchy_decoding_needs_only_top_symbols_and_time_stamps(
     hierarchy,
 ):
     comp, vocab = hierarchy
-    fresh = vocab.encode(sentence_stream(200, sentences=SENTENCES, seed=3))
+    fresh = vocab.encode(
+        sentence_stream(200, sentences=SENTENCES, end=" ", seed=3)
+    )
     codes = comp.compress(fresh)
     # Blank every symbol below the top: the decoder must not read them.
     blanked = [
@@ -244,3 +250,13 @@ def test_each_level_passes_on_fewer_steps_than_the_one_below(hierarchy):
     assert all(
         b < a for a, b in zip(comp.fractions, comp.fractions[1:], strict=False)
     )
+
+
+def test_first_level_events_are_word_starts(hierarchy):
+    comp, vocab = hierarchy
+    text = sentence_stream(300, sentences=SENTENCES, end=" ", seed=5)
+    first = comp.compress(vocab.encode(text))[0]
+    # Inside a word every letter follows from the one before ("?at"), so a
+    # trained first level may only be surprised where a word begins.
+    starts = {0} | {i + 1 for i, ch in enumerate(text) if ch == " "}
+    assert set(first.times) <= starts
