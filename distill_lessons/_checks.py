@@ -54,6 +54,11 @@ def generator(seed: int | torch.Generator | None) -> torch.Generator:
         raise ValueError(
             f"seed must be an int or a torch.Generator, got {seed!r}"
         )
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(
+            f"seed must lie in [-2**63, 2**64 - 1] (a 64-bit integer), "
+            f"got {seed!r}"
+        )
     g = torch.Generator()
     g.manual_seed(seed)
     return g

@@ -110,3 +110,13 @@ def test_noisy_long_lag_episodes_keep_opener_and_target():
 def test_long_lag_refuses_a_lag_below_one():
     with pytest.raises(ValueError, match="lag must be an integer >= 1"):
         long_lag_episodes(0, 4, seed=0)
+
+
+def test_a_seed_too_large_for_64_bits_is_refused_by_name():
+    with pytest.raises(ValueError, match="seed must lie in"):
+        chunk_stream(10, seed=2**70)
+    with pytest.raises(ValueError, match="seed must lie in"):
+        long_lag_episodes(3, 2, seed=-(2**63) - 1)
+    assert torch.equal(
+        chunk_stream(10, seed=2**64 - 1)[0], chunk_stream(10, seed=-1)[0]
+    )
