@@ -529,19 +529,25 @@ class LongLagSystem(nn.Module):
         self,
         symbols: torch.Tensor,
         targets: torch.Tensor,
-        rehearsal: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rehearsal: tuple | None = None,
     ) -> StepRecord:
         """One optimiser step for A (and C) on one batch.
 
         ``rehearsal``: an optional batch of old episodes ``(symbols,
         targets)`` on which A keeps training its own two skills (next symbol
-        and target); they are not shown to C and carry no imitation term.
+        and target); they are not shown to C. A third entry, C's hidden
+        states recorded on those episodes earlier ``(S, B, T, HC)``, adds
+        the imitation term towards those stored states as well.
         """
         rec = self.forward_batch(symbols, targets)
         loss = sum(rec.losses.values())
         if rehearsal is not None:
-            old = self.forward_batch(*rehearsal, imitate=False)
+            old = self.forward_batch(*rehearsal[:2], imitate=False)
             loss = loss + old.losses["next"] + old.losses["target"]
+            if len(rehearsal) == 3:
+                guess = self.a_imitate(old.hidden[:, :, :-1])
+                mse = (guess - rehearsal[2][:, :, :-1]).pow(2)
+                loss = loss + self.config.imitation * mse.mean((1, 2, 3)).sum()
         self.opt_a.zero_grad()
         if self.opt_c is not None:
             self.opt_c.zero_grad()
@@ -727,7 +733,7 @@ def train_long_lag(
 
 def _as_second_family(sym, tgt, lag):
     shifted = torch.where(sym >= 2, sym + lag, sym)
-    return shifted, 1 - tgt
+    return shifted, tgt
 
 
 def two_family_episodes(
@@ -741,11 +747,11 @@ def two_family_episodes(
     """Episodes of one of two families that share their opening symbols.
 
     Family 0 is the long-lag task itself: ``a`` or ``x``, then ``b1 ..
-    b<lag>``, target 1 for ``a``. Family 1 opens the same way, then runs
-    ``c1 .. c<lag>`` (ids ``lag + 2 ..``), and its target is the other way
-    round: 1 for ``x``. A net that learns family 1 without seeing family 0
-    again is pushed to overwrite what it knew, so forgetting is real here.
-    The vocabulary has ``2 * lag + 2`` symbols. Returns ``(symbols (batch,
+    b<lag>``, target 1 for ``a``. Family 1 opens and ends the same way, but
+    its middle runs ``c1 .. c<lag>`` (ids ``lag + 2 ..``). A net that learns
+    family 1 without seeing family 0 again reuses the same weights for new
+    predictions, so what it knew of family 0 can really be lost. The
+    vocabulary has ``2 * lag + 2`` symbols. Returns ``(symbols (batch,
     lag + 1), targets (batch,))``.
     """
     if family not in (0, 1):
@@ -760,14 +766,16 @@ class ForgettingResult:
 
     ``after_first``: after phase 1 (family 0 only); ``plain`` and
     ``rehearsed``: after phase 2 (family 1 only), without and with
-    rehearsal of family 0. Keys ``old`` / ``new`` hold A's target accuracy
-    on family 0 / family 1; ``old_next`` its next-symbol accuracy on
-    family 0.
+    rehearsal of family 0; ``rehearsed_states``: rehearsal that also
+    imitates C's states recorded on family 0 at the end of phase 1. Keys
+    ``old`` / ``new`` hold A's target accuracy on family 0 / family 1;
+    ``old_next`` / ``new_next`` its next-symbol accuracy on them.
     """
 
     after_first: dict[str, torch.Tensor]
     plain: dict[str, torch.Tensor]
     rehearsed: dict[str, torch.Tensor]
+    rehearsed_states: dict[str, torch.Tensor]
 
 
 def forgetting_run(
@@ -806,9 +814,28 @@ def forgetting_run(
     def rehearse(g):
         return _episodes(lag, seeds, batch, 0.0, g, family=0)
 
+    # C's states on the two old episodes, recorded at the end of phase 1.
+    old_sym, old_tgt = _eval_set(lag, seeds, 0.0, 0)
+    with torch.no_grad():
+        old_c = base.forward_batch(old_sym, old_tgt).chunker_hidden
+    reps = max(1, batch // 2)
+    stored = (
+        old_sym.repeat(1, reps, 1),
+        old_tgt.repeat(1, reps),
+        old_c.repeat(1, reps, 1, 1),
+    )
+
+    def rehearse_with_states(g):
+        return stored
+
     after_first = measure(base)
     runs = {}
-    for name, fn in (("plain", None), ("rehearsed", rehearse)):
+    variants = (
+        ("plain", None),
+        ("rehearsed", rehearse),
+        ("rehearsed_states", rehearse_with_states),
+    )
+    for name, fn in variants:
         system = copy.deepcopy(base)
         # Fresh optimiser state is not needed: Adam carries on, as it would
         # in one long run.
@@ -822,7 +849,9 @@ def forgetting_run(
             rehearse=fn,
         )
         runs[name] = measure(system)
-    return ForgettingResult(after_first, runs["plain"], runs["rehearsed"])
+    return ForgettingResult(
+        after_first, runs["plain"], runs["rehearsed"], runs["rehearsed_states"]
+    )
 
 
 # -- the multi-level history compressor (chapter 3) ----------------------

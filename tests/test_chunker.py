@@ -196,12 +196,12 @@ def test_solved_at_needs_the_accuracy_to_stay_high():
     assert solved_at(torch.tensor([[1.0], [0.9]]), [0, 5]) == [None]
 
 
-def test_second_family_shifts_the_middle_and_flips_the_target():
+def test_second_family_shifts_the_middle_and_keeps_the_target():
     sym0, tgt0 = two_family_episodes(3, 6, family=0, seed=4)
     sym1, tgt1 = two_family_episodes(3, 6, family=1, seed=4)
     assert torch.equal(sym1[:, 0], sym0[:, 0])  # same openers
     assert sym1[0, 1:].tolist() == [5, 6, 7]  # c1..c3 after b1..b3 (2..4)
-    assert torch.equal(tgt1, 1 - tgt0)
+    assert torch.equal(tgt1, tgt0)
     with pytest.raises(ValueError, match="family"):
         two_family_episodes(3, 2, family=2, seed=0)
 
