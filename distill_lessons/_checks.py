@@ -6,6 +6,8 @@ object) with a message that names the argument and what was expected.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 
@@ -81,3 +83,42 @@ def long_tensor(name: str, value: object, *, dims: int | None = None):
             f"got shape {tuple(value.shape)}"
         )
     return value.long()
+
+
+def id_tensor(name: str, value: object, *, dims: int | None = None):
+    """Like :func:`long_tensor`, but also take a list of Python ints.
+
+    Floats, bools and strings in the list are refused rather than rounded
+    or parsed, so ``[1.9]`` never silently becomes id 1.
+    """
+    if not isinstance(value, torch.Tensor):
+        if isinstance(value, (str, bytes)):
+            raise ValueError(
+                f"{name} must be a tensor or a list of integer ids, "
+                f"got {type(value).__name__} {value!r:.40}"
+            )
+        try:
+            items = list(value)
+        except TypeError:
+            raise ValueError(
+                f"{name} must be a tensor or a list of integer ids, "
+                f"got {type(value).__name__}"
+            ) from None
+        ids = []
+        for item in items:
+            try:
+                if isinstance(item, bool):
+                    raise TypeError
+                ids.append(operator.index(item))
+            except TypeError:
+                raise ValueError(
+                    f"{name} must hold integer ids, got {item!r}"
+                ) from None
+        try:
+            value = torch.tensor(ids, dtype=torch.long)
+        except (OverflowError, RuntimeError, ValueError):
+            raise ValueError(
+                f"{name} must hold ids that fit in 64 bits, "
+                f"got {max(ids, key=abs)}"
+            ) from None
+    return long_tensor(name, value, dims=dims)

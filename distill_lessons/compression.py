@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from distill_lessons._checks import long_tensor, positive_int
+from distill_lessons._checks import id_tensor, positive_int
 
 __all__ = [
     "Compressed",
@@ -70,9 +70,7 @@ class Compressed:
 
 
 def _check_sequence(sequence, vocab_size: int | None = None) -> torch.Tensor:
-    if not isinstance(sequence, torch.Tensor):
-        sequence = torch.as_tensor(list(sequence), dtype=torch.long)
-    ids = long_tensor("sequence", sequence, dims=1)
+    ids = id_tensor("sequence", sequence, dims=1)
     if ids.numel() == 0:
         raise ValueError("sequence must hold at least one symbol, got none")
     if ids.min() < 0:

@@ -14,7 +14,7 @@ import torch
 
 from distill_lessons._checks import (
     generator,
-    long_tensor,
+    id_tensor,
     positive_int,
     probability,
 )
@@ -84,9 +84,7 @@ class Vocabulary:
 
     def decode(self, ids: torch.Tensor | Sequence[int]) -> list[str]:
         """Symbols of a 1-d sequence of ids."""
-        if not isinstance(ids, torch.Tensor):
-            ids = torch.as_tensor(list(ids), dtype=torch.long)
-        ids = long_tensor("ids", ids, dims=1)
+        ids = id_tensor("ids", ids, dims=1)
         bad = (ids < 0) | (ids >= len(self))
         if bad.any():
             first = int(ids[bad][0])

@@ -136,3 +136,13 @@ def test_bad_inputs_raise_errors_that_name_the_problem():
         decompress([(0, 1)], RepeatLast(3))
     with pytest.raises(ValueError, match="< 256"):
         zlib_bits([0, 300])
+
+
+def test_a_list_of_floats_or_a_string_is_refused_not_truncated():
+    for bad in ([0.5, 1.7, 2.2], [True, False], "abc", 7):
+        with pytest.raises(ValueError, match="sequence must"):
+            compress(bad, RepeatLast(3))
+        with pytest.raises(ValueError, match="sequence must"):
+            zlib_bits(bad)
+    packed = compress((0, 1, 1, 2), RepeatLast(3))
+    assert decompress(packed, RepeatLast(3)).tolist() == [0, 1, 1, 2]

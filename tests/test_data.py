@@ -120,3 +120,11 @@ def test_a_seed_too_large_for_64_bits_is_refused_by_name():
     assert torch.equal(
         chunk_stream(10, seed=2**64 - 1)[0], chunk_stream(10, seed=-1)[0]
     )
+
+
+def test_decode_refuses_floats_bools_and_strings_instead_of_rounding():
+    vocab = Vocabulary("abc")
+    assert vocab.decode([2, 0]) == ["c", "a"]
+    for bad in ([1.9, 0.2], [True, False], "ab", [2**70]):
+        with pytest.raises(ValueError, match="ids must"):
+            vocab.decode(bad)
