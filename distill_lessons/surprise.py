@@ -26,6 +26,14 @@ def _check_pair(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"logits must have shape (..., vocab), got {tuple(logits.shape)}"
         )
+    if logits.isnan().any() or logits.isposinf().any():
+        raise ValueError(
+            "logits must not hold NaN or +inf (a model that diverged?)"
+        )
+    if logits.numel() and logits.isneginf().all(-1).any():
+        raise ValueError(
+            "logits must give some symbol a chance: a row is all -inf"
+        )
     targets = long_tensor("targets", targets)
     if targets.shape != logits.shape[:-1]:
         raise ValueError(

@@ -54,3 +54,19 @@ def test_bad_inputs_raise_errors_that_name_the_problem():
         )
     with pytest.raises(ValueError, match="threshold"):
         unexpected(torch.zeros(2, 4), torch.tensor([0, 1]), threshold=2.0)
+
+
+def test_nan_or_infinite_logits_are_refused_not_passed_on():
+    targets = torch.tensor([0, 1])
+    for bad in (float("nan"), float("inf")):
+        logits = torch.zeros(2, 3)
+        logits[1, 2] = bad
+        with pytest.raises(ValueError, match="NaN or \\+inf"):
+            surprise_bits(logits, targets)
+        with pytest.raises(ValueError, match="NaN or \\+inf"):
+            unexpected(logits, targets)
+    with pytest.raises(ValueError, match="all -inf"):
+        surprise_bits(torch.full((2, 3), -math.inf), targets)
+    # -inf for a symbol that did not come is a legitimate zero probability.
+    logits = torch.tensor([[0.0, 0.0, -math.inf]])
+    assert surprise_bits(logits, torch.tensor([0])).item() == 1.0
