@@ -33,3 +33,27 @@ def test_mismatched_shapes_raise():
     with pytest.raises(ValueError, match="at least one"):
         bits_per_symbol(torch.zeros(2, 2), torch.full((2,), -100))
     assert math.isfinite(perplexity(torch.zeros(1, 2), torch.tensor([1])))
+
+
+def test_bad_targets_and_logits_raise_value_errors_naming_them():
+    logits = torch.zeros(4, 3)
+    for fn in (accuracy, bits_per_symbol, perplexity):
+        with pytest.raises(ValueError, match="targets must hold integer"):
+            fn(logits, torch.zeros(4))
+        with pytest.raises(ValueError, match="targets must be a torch"):
+            fn(logits, [0, 1, 2, 0])
+        with pytest.raises(ValueError, match="targets must have shape"):
+            fn(logits, torch.zeros(3, dtype=torch.long))
+        with pytest.raises(ValueError, match=r"targets must lie in \[0, 2\]"):
+            fn(logits, torch.tensor([0, 1, 2, 7]))
+        with pytest.raises(ValueError, match="NaN"):
+            fn(torch.full((4, 3), math.nan), torch.zeros(4, dtype=torch.long))
+
+
+def test_perplexity_never_returns_nan_for_all_ignored_or_empty_targets():
+    with pytest.raises(ValueError, match="at least one"):
+        perplexity(torch.zeros(2, 3), torch.full((2,), -100))
+    with pytest.raises(ValueError, match="at least one"):
+        perplexity(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="overflows"):
+        perplexity(torch.tensor([[1e4, -1e4]]), torch.tensor([1]))
