@@ -53,6 +53,40 @@ class Compressed:
     vocab_size: int
     events: tuple[tuple[int, int], ...]
 
+    def __post_init__(self) -> None:
+        positive_int("length", self.length)
+        positive_int("vocab_size", self.vocab_size)
+        try:
+            events = tuple(tuple(e) for e in self.events)
+        except TypeError:
+            events = ()
+        if not events or any(len(e) != 2 for e in events):
+            raise ValueError(
+                "events must be a non-empty list of (time_step, symbol_id) "
+                "pairs"
+            )
+        times = [t for t, _ in events]
+        if times[0] != 0:
+            raise ValueError("events must start with time step 0")
+        for t, s in events:
+            for v in (t, s):
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ValueError(
+                        f"events must hold integer pairs, got {(t, s)!r}"
+                    )
+            if not 0 <= s < self.vocab_size:
+                raise ValueError(
+                    f"event symbols must lie in [0, {self.vocab_size - 1}], "
+                    f"got {s} at time step {t}"
+                )
+        ordered = all(a < b for a, b in zip(times, times[1:], strict=False))
+        if not ordered or times[-1] >= self.length:
+            raise ValueError(
+                "event time steps must increase strictly and stay below "
+                f"length = {self.length}, got {times}"
+            )
+        object.__setattr__(self, "events", events)
+
     @property
     def times(self) -> list[int]:
         """Time steps of the events."""
@@ -90,6 +124,11 @@ def _logits_of(output, vocab_size: int | None) -> torch.Tensor:
         raise ValueError(
             "predictor.step must return logits of shape (vocab,), "
             f"got {tuple(logits.shape)}"
+        )
+    if logits.isnan().any() or logits.isposinf().any():
+        raise ValueError(
+            "predictor.step must return finite logits (or -inf for "
+            f"impossible symbols), got {logits.tolist()}"
         )
     if vocab_size is not None and logits.shape[0] != vocab_size:
         raise ValueError(
@@ -139,8 +178,6 @@ def decompress(compressed: Compressed, predictor) -> torch.Tensor:
             "compressed must be a Compressed from compress(), got "
             f"{type(compressed).__name__}"
         )
-    if not compressed.events or compressed.events[0][0] != 0:
-        raise ValueError("compressed.events must start with time step 0")
 
     pending = dict(compressed.events)
     out = [pending[0]]
@@ -164,6 +201,11 @@ def description_bits(compressed: Compressed) -> int:
     ``ceil(log2 length)`` bits for its time stamp. The few bits of a header
     (the length itself) are left out here, as they are for zlib and lzma.
     """
+    if not isinstance(compressed, Compressed):
+        raise ValueError(
+            "compressed must be a Compressed from compress(), got "
+            f"{type(compressed).__name__}"
+        )
     symbol_bits = math.ceil(math.log2(compressed.vocab_size))
     time_bits = math.ceil(math.log2(compressed.length))
     return len(compressed.events) * (symbol_bits + time_bits)

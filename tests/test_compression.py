@@ -146,3 +146,47 @@ def test_a_list_of_floats_or_a_string_is_refused_not_truncated():
             zlib_bits(bad)
     packed = compress((0, 1, 1, 2), RepeatLast(3))
     assert decompress(packed, RepeatLast(3)).tolist() == [0, 1, 1, 2]
+
+
+class NaNPredictor(RepeatLast):
+    """Predicts like RepeatLast, except that its logits are NaN."""
+
+    def step(self, symbol, state):
+        return torch.full((self.vocab_size,), math.nan), state
+
+
+def test_a_predictor_returning_nan_logits_is_refused():
+    with pytest.raises(ValueError, match="finite logits"):
+        compress([0, 1, 2], NaNPredictor(3))
+    with pytest.raises(ValueError, match="finite logits"):
+        ideal_code_bits([0, 1, 2], NaNPredictor(3))
+
+
+@pytest.mark.parametrize(
+    "length, vocab_size, events, message",
+    [
+        (0, 3, ((0, 1),), "length"),
+        (-5, 3, ((0, 1),), "length"),
+        (3, 0, ((0, 1),), "vocab_size"),
+        (3, 3, (), "non-empty"),
+        (3, 3, ((1, 1),), "time step 0"),
+        (2, 3, ((0, 1), (5, 2)), "below length"),
+        (3, 3, ((0, 1), (2, 2), (1, 0)), "increase strictly"),
+        (3, 3, ((0, 1), (1, 2), (1, 0)), "increase strictly"),
+        (2, 3, ((0, 1), (1, 9)), r"symbols must lie in \[0, 2\]"),
+        (2, 3, ((0, 1.5),), "integer pairs"),
+    ],
+)
+def test_a_hand_made_compressed_that_cannot_decode_is_refused(
+    length, vocab_size, events, message
+):
+    with pytest.raises(ValueError, match=message):
+        Compressed(length, vocab_size, events)
+
+
+def test_description_bits_refuses_what_is_not_a_compressed():
+    with pytest.raises(ValueError, match="Compressed"):
+        description_bits(None)
+    packed = Compressed(4, 3, [[0, 1], [2, 0]])
+    assert packed.events == ((0, 1), (2, 0))
+    assert description_bits(packed) == 2 * (2 + 2)
