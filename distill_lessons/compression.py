@@ -74,11 +74,6 @@ class Compressed:
                     raise ValueError(
                         f"events must hold integer pairs, got {(t, s)!r}"
                     )
-            if not 0 <= s < self.vocab_size:
-                raise ValueError(
-                    f"event symbols must lie in [0, {self.vocab_size - 1}], "
-                    f"got {s} at time step {t}"
-                )
         ordered = all(a < b for a, b in zip(times, times[1:], strict=False))
         if not ordered or times[-1] >= self.length:
             raise ValueError(
@@ -179,6 +174,14 @@ def decompress(compressed: Compressed, predictor) -> torch.Tensor:
             f"{type(compressed).__name__}"
         )
 
+    bad = [
+        e for e in compressed.events if not 0 <= e[1] < compressed.vocab_size
+    ]
+    if bad:
+        raise ValueError(
+            "compressed.events symbols must lie in "
+            f"[0, {compressed.vocab_size - 1}], got {bad[0]}"
+        )
     pending = dict(compressed.events)
     out = [pending[0]]
     logits, state = _logits_of(
