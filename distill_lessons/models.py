@@ -7,6 +7,8 @@ tiny causal transformer of Part III lives in
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,6 +67,11 @@ class RNNPredictor(nn.Module):
 
     def _one_hot(self, ids: torch.Tensor) -> torch.Tensor:
         ids = long_tensor("ids", ids)
+        if ids.dim() == 2 and ids.shape[1] < 1:
+            raise ValueError(
+                f"ids must hold at least one time step, got shape "
+                f"{tuple(ids.shape)}"
+            )
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise ValueError(
                 f"ids must lie in [0, {self.vocab_size - 1}], got values "
@@ -96,6 +103,16 @@ class RNNPredictor(nn.Module):
         Always runs the same sequence-length-one computation, so that an
         encoder and a decoder that both use it see identical numbers.
         """
+        try:
+            if isinstance(symbol, bool) or getattr(symbol, "dtype", 0) is (
+                torch.bool
+            ):
+                raise TypeError
+            symbol = operator.index(symbol)
+        except TypeError:
+            raise ValueError(
+                f"symbol must be one integer id, got {symbol!r}"
+            ) from None
         ids = torch.tensor([[int(symbol)]], dtype=torch.long)
         hidden, state = self.rnn(self._one_hot(ids), state)
         return self.head(hidden)[0, 0], state

@@ -53,3 +53,25 @@ def test_bad_configuration_and_input_raise_clear_errors():
         net(torch.tensor([[0, 5]]))
     with pytest.raises(ValueError, match="integer ids"):
         net(torch.zeros(1, 3))
+
+
+def test_an_empty_sequence_is_refused_by_name():
+    net = RNNPredictor(3, 4)
+    for method in (net, net.hidden_states):
+        with pytest.raises(ValueError, match="at least one time step"):
+            method(torch.zeros(2, 0, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "symbol", [1.7, "2", True, None, torch.tensor([1, 2]), torch.tensor(1.0)]
+)
+def test_step_refuses_what_is_not_one_integer_id(symbol):
+    with pytest.raises(ValueError, match="symbol must be one integer id"):
+        RNNPredictor(3, 4).step(symbol)
+
+
+def test_step_takes_python_and_tensor_integers_alike():
+    net = RNNPredictor(3, 4)
+    by_int, _ = net.step(2)
+    by_tensor, _ = net.step(torch.tensor(2))
+    torch.testing.assert_close(by_int, by_tensor)
