@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from distill_lessons._checks import (
     generator,
     long_tensor,
+    non_negative_int,
     positive_float,
     positive_int,
 )
@@ -67,8 +68,22 @@ def fit(
     ``callback(step)`` is called after every ``every`` steps and after the
     last one, and its return value is stored in ``History.records``.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"model must be a torch.nn.Module, got {type(model).__name__}"
+        )
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be callable, got {type(loss_fn).__name__}"
+        )
     positive_int("steps", steps)
     positive_float("lr", lr)
+    non_negative_int("every", every)
+    if callback is not None and every == 0:
+        raise ValueError(
+            "every must be >= 1 when a callback is given (every=0 would "
+            "never call it)"
+        )
     if clip is not None:
         positive_float("clip", clip)
     if optimizer not in ("adam", "sgd"):
@@ -89,6 +104,16 @@ def fit(
     model.train()
     for step in tqdm(range(steps), desc=description, disable=not progress):
         loss = loss_fn(step, g)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(
+                "loss_fn must return a scalar tensor, got "
+                f"{getattr(loss, 'shape', type(loss).__name__)} at step {step}"
+            )
+        if not loss.requires_grad:
+            raise ValueError(
+                f"loss_fn returned a loss with no gradient at step {step}; "
+                "compute it from the model's outputs, outside torch.no_grad()"
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss became {float(loss.detach())} at step {step}; lower lr "
@@ -139,7 +164,7 @@ def train_next_symbol(
     positive_int("batch_size", batch_size)
     if len(stream) < window + 1:
         raise ValueError(
-            f"stream must be longer than window + 1 = {window + 1} symbols, "
+            f"stream must hold at least window + 1 = {window + 1} symbols, "
             f"got {len(stream)}"
         )
     offsets = torch.arange(window + 1)

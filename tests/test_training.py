@@ -60,7 +60,7 @@ def test_bad_arguments_raise_clear_errors():
         train_next_symbol(
             net, torch.zeros(50, dtype=torch.long), steps=0, seed=0
         )
-    with pytest.raises(ValueError, match="longer than window"):
+    with pytest.raises(ValueError, match="at least window"):
         train_next_symbol(
             net, torch.zeros(5, dtype=torch.long), steps=1, seed=0
         )
@@ -86,3 +86,45 @@ def test_a_diverging_loss_stops_with_a_clear_error():
             seed=0,
             progress=False,
         )
+
+
+def test_a_callback_without_every_is_refused_rather_than_never_called():
+    net = torch.nn.Linear(1, 1)
+
+    def loss(s, g):
+        return net.weight.sum() ** 2
+
+    for every in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="every"):
+            fit(net, loss, steps=2, seed=0, callback=lambda d: d, every=every)
+    history = fit(
+        net,
+        loss,
+        steps=2,
+        seed=0,
+        progress=False,
+        callback=lambda d: d,
+        every=1,
+    )
+    assert history.records == {1: 1, 2: 2}
+
+
+@pytest.mark.parametrize(
+    "loss_fn, message",
+    [
+        (lambda s, g: 1.0, "scalar tensor"),
+        (lambda s, g: torch.ones(2, requires_grad=True), "scalar tensor"),
+        (lambda s, g: torch.tensor(1.0), "no gradient"),
+    ],
+)
+def test_a_loss_fn_that_returns_no_usable_loss_is_named(loss_fn, message):
+    net = torch.nn.Linear(1, 1)
+    with pytest.raises(ValueError, match=message):
+        fit(net, loss_fn, steps=1, seed=0, progress=False)
+
+
+def test_wrong_kinds_of_model_or_loss_fn_raise_type_errors():
+    with pytest.raises(TypeError, match="model must be"):
+        fit(None, lambda s, g: None, steps=1, seed=0)
+    with pytest.raises(TypeError, match="loss_fn must be"):
+        fit(torch.nn.Linear(1, 1), None, steps=1, seed=0)
