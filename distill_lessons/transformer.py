@@ -127,6 +127,36 @@ class TinyGPT(nn.Module):
         """The number of trainable weights."""
         return sum(p.numel() for p in self.parameters())
 
+    def _check_cache(self, cache: KVCache, batch: int) -> int:
+        """The number of cached positions; raises if ``cache`` is not ours."""
+        hd = self.d_model // self.n_heads
+        if not isinstance(cache, (list, tuple)) or len(cache) != len(
+            self.blocks
+        ):
+            raise ValueError(
+                f"cache must be a list of {len(self.blocks)} (keys, values) "
+                "pairs, one per layer, as returned with return_cache=True; "
+                f"got {type(cache).__name__} {str(cache)[:40]}"
+            )
+        start = None
+        for layer, pair in enumerate(cache):
+            ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+            ok = ok and all(isinstance(t, torch.Tensor) for t in pair)
+            if ok:
+                shapes = {tuple(t.shape) for t in pair}
+                shape = shapes.pop() if len(shapes) == 1 else None
+                if start is None and shape is not None and len(shape) == 4:
+                    start = shape[2]
+                ok = shape == (batch, self.n_heads, start, hd)
+            if not ok:
+                raise ValueError(
+                    f"cache layer {layer} must hold keys and values of shape "
+                    f"(batch={batch}, heads={self.n_heads}, time, {hd}), the "
+                    "same time in every layer; was it made by this model "
+                    "for this batch?"
+                )
+        return start
+
     def forward(
         self,
         ids: torch.Tensor,
@@ -142,7 +172,7 @@ class TinyGPT(nn.Module):
         """
         ids = long_tensor("ids", ids, dims=2)
         batch, time = ids.shape
-        start = cache[0][0].shape[2] if cache else 0
+        start = self._check_cache(cache, batch) if cache else 0
         if time < 1:
             raise ValueError("ids must hold at least one token per row")
         if start + time > self.context:
