@@ -15,14 +15,28 @@ from distill_lessons.plots import COLORS
 __all__ = ["plot_surprise_trace", "plot_surprise_heatmap", "surprise_explorer"]
 
 
-def _check_traces(traces: dict[int, torch.Tensor]) -> list[int]:
-    if not traces:
-        raise ValueError("traces must map training steps to surprise traces")
-    lengths = {len(v) for v in traces.values()}
-    if len(lengths) != 1:
+def _check_trace(name: str, bits: object, symbols: object) -> None:
+    if not isinstance(bits, torch.Tensor) or bits.dim() != 1:
         raise ValueError(
-            f"traces must all have the same length, got lengths {lengths}"
+            f"{name} must be a 1-d tensor of surprise in bits, (time,), got "
+            f"{getattr(bits, 'shape', type(bits).__name__)}"
         )
+    if len(symbols) != len(bits):
+        raise ValueError(
+            f"symbols must hold one label per time step ({len(bits)}), "
+            f"got {len(symbols)}"
+        )
+
+
+def _check_traces(traces: dict[int, torch.Tensor], symbols) -> list[int]:
+    if not isinstance(traces, dict) or not traces:
+        raise ValueError("traces must map training steps to surprise traces")
+    for step, bits in traces.items():
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError(
+                f"traces must be keyed by training steps (ints), got {step!r}"
+            )
+        _check_trace(f"traces[{step}]", bits, symbols)
     return sorted(traces)
 
 
@@ -35,6 +49,12 @@ def plot_surprise_trace(
     (for example the first symbol of each chunk) are drawn in the surprise
     colour, the others in grey.
     """
+    _check_trace("bits", bits, symbols)
+    if marks is not None and len(marks) != len(bits):
+        raise ValueError(
+            f"marks must hold one flag per time step ({len(bits)}), "
+            f"got {len(marks)}"
+        )
     steps = range(len(bits))
     colors = [
         COLORS["surprise"] if marks is not None and bool(marks[i]) else "0.6"
@@ -58,7 +78,7 @@ def plot_surprise_heatmap(
     ``traces`` maps a number of training steps to a surprise trace
     ``(time,)`` in bits, all of the same length.
     """
-    steps = _check_traces(traces)
+    steps = _check_traces(traces, symbols)
     grid = torch.stack([traces[s] for s in steps])  # (checkpoints, time)
     image = ax.imshow(grid, aspect="auto", cmap="Oranges", vmin=0)
     ax.set_yticks(range(len(steps)))
@@ -82,8 +102,19 @@ def surprise_explorer(
     """
     import ipywidgets as widgets
 
-    steps = _check_traces(traces)
-    vmax = max(float(v.max()) for v in traces.values()) * 1.05
+    steps = _check_traces(traces, symbols)
+    if marks is not None and len(marks) != len(symbols):
+        raise ValueError(
+            f"marks must hold one flag per time step ({len(symbols)}), "
+            f"got {len(marks)}"
+        )
+    values = torch.cat([v.detach().float() for v in traces.values()])
+    if values.numel() == 0 or not bool(values.isfinite().all()):
+        raise ValueError(
+            "traces must hold at least one time step and only finite "
+            "surprise values (no NaN or inf)"
+        )
+    vmax = max(float(values.max()) * 1.05, 1e-6)
     slider = widgets.SelectionSlider(
         options=steps,
         value=steps[0],

@@ -70,3 +70,37 @@ def test_nan_or_infinite_logits_are_refused_not_passed_on():
     # -inf for a symbol that did not come is a legitimate zero probability.
     logits = torch.tensor([[0.0, 0.0, -math.inf]])
     assert surprise_bits(logits, torch.tensor([0])).item() == 1.0
+
+
+def test_the_surprise_plots_refuse_traces_that_do_not_match_labels():
+    # The widgets draw surprise traces; a mismatch used to give a wrongly
+    # labelled heat map or matplotlib's FixedLocator error.
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from distill_lessons import widgets
+
+    bits = torch.tensor([1.0, 0.5, 2.0, 0.0])
+    fig, ax = plt.subplots()
+    try:
+        with pytest.raises(ValueError, match="symbols must hold one label"):
+            widgets.plot_surprise_heatmap(ax, {0: bits, 5: bits}, ["a", "b"])
+        with pytest.raises(ValueError, match="symbols must hold one label"):
+            widgets.plot_surprise_trace(ax, bits, ["a"])
+        with pytest.raises(ValueError, match="marks must hold one flag"):
+            widgets.plot_surprise_trace(
+                ax, bits, list("abcd"), marks=torch.tensor([True])
+            )
+        with pytest.raises(ValueError, match="1-d tensor"):
+            widgets.plot_surprise_trace(ax, bits.tolist(), list("abcd"))
+        with pytest.raises(ValueError, match="keyed by training steps"):
+            widgets.plot_surprise_heatmap(ax, {"10": bits}, list("abcd"))
+        with pytest.raises(ValueError, match="finite"):
+            widgets.surprise_explorer({0: bits * math.nan}, list("abcd"))
+        with pytest.raises(ValueError, match="at least one time step"):
+            widgets.surprise_explorer({0: torch.zeros(0)}, [])
+    finally:
+        plt.close(fig)
