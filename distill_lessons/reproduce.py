@@ -70,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except ValueError as exc:
+        # A bad option value the library refused: say so, no traceback.
+        print(f"error: {name}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
