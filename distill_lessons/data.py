@@ -122,6 +122,11 @@ def chunk_stream(
     """
     positive_int("length", length)
     probability("noise", noise)
+    if isinstance(chunks, str):
+        raise ValueError(
+            f"chunks must be a list of strings, got the single string "
+            f"{chunks!r}; write ({chunks!r},) for one chunk"
+        )
     chunks = list(chunks)
     if not chunks or any(not isinstance(c, str) or not c for c in chunks):
         raise ValueError(f"chunks must be non-empty strings, got {chunks!r}")

@@ -128,3 +128,10 @@ def test_decode_refuses_floats_bools_and_strings_instead_of_rounding():
     for bad in ([1.9, 0.2], [True, False], "ab", [2**70]):
         with pytest.raises(ValueError, match="ids must"):
             vocab.decode(bad)
+
+
+def test_a_single_string_is_not_taken_for_a_list_of_one_letter_chunks():
+    with pytest.raises(ValueError, match="chunks must be a list of strings"):
+        chunk_stream(10, chunks="abcd", seed=0)
+    ids, vocab = chunk_stream(8, chunks=("abcd",), seed=0)
+    assert vocab.decode(ids) == list("abcdabcd")
