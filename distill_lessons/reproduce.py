@@ -24,6 +24,14 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "distill_lessons.experiments.hinton2015",
         "chapter 5: soft targets on the scikit-learn digits",
     ),
+    "tokenkd": (
+        "distill_lessons.experiments.tokenkd",
+        "chapter 6: token-level distillation of a tiny GPT on real text",
+    ),
+    "gkd": (
+        "distill_lessons.experiments.gkd",
+        "chapter 7: word-level, sequence-level and on-policy distillation",
+    ),
     "cot": (
         "distill_lessons.experiments.cot",
         "chapter 8: distilled chain of thought",
