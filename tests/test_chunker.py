@@ -183,6 +183,15 @@ def test_chunker_system_solves_a_short_lag_quickly():
     assert float(result.curves["events"][-1].max()) <= 2 / 6 + 1e-6
 
 
+def test_rehearsal_with_stored_chunker_states_trains_only_the_automatiser():
+    system = LongLagSystem(LongLagConfig(lag=4), seeds=2, seed=0)
+    sym, tgt = _batch(4, 2, 4)
+    stored = torch.zeros(2, 4, 5, system.config.chunker_hidden)
+    before = system.a_imitate.weight.detach().clone()
+    system.update(sym, tgt, rehearsal=(sym, tgt, stored))
+    assert not torch.equal(system.a_imitate.weight, before)
+
+
 # -- bookkeeping ---------------------------------------------------------
 
 
