@@ -1,11 +1,12 @@
 """Student and instructor notebooks (distill_lessons.assignments).
 
 The first tests use small notebooks made here, with expected sources written
-out by hand. The tests at the end run the real chapters: for each, the cells
-that its exercises need are executed twice, once from the instructor version
-(every check must pass) and once from the student version (every check must
-fail). The two runs differ only in the stubs, so a failure in the student
-run is caused by the stub and by nothing else.
+out by hand. The tests at the end run the real chapters: for each, only the
+cells its exercises need are executed, in one fresh kernel, and each
+exercise runs twice in a row, first from the student version (every check
+must fail) and then from the instructor version (every check must pass).
+The two runs differ only in the stubs, so a failure in the student run is
+caused by the stub and by nothing else.
 
 Running every generated notebook in full under nbval doubles the time of
 the notebooks, so that test is opt-in: set DISTILL_LESSONS_FULL=1.
@@ -530,6 +531,65 @@ def solution_names(cell):
     return names | defined_and_used(cell.source)[0]
 
 
+def exercise_plan(nb, chosen):
+    """The cells to run, in order, each as (index, version, role).
+
+    Cells outside the exercises run once, as written. Each exercise (its
+    solution cells and the checks after them) runs twice in a row: first
+    with the student's stubs, when every check must fail, then with the
+    instructor's solutions, when every check must pass. Running both in one
+    kernel costs one pass over the chapter, and tests each check with the
+    earlier exercises solved, as a student meets it.
+    """
+    plan, group = [], []
+
+    def flush():
+        if group:
+            plan.extend((i, "student", "exercise") for i in group)
+            plan.extend((i, "instructor", "exercise") for i in group)
+            group.clear()
+
+    for index in chosen:
+        tags = set(tags_of(nb.cells[index]))
+        if "solution" in tags:
+            if group and "exercise-check" in tags_of(nb.cells[group[-1]]):
+                flush()
+            group.append(index)
+        elif "exercise-check" in tags and group:
+            group.append(index)
+        else:
+            flush()
+            plan.append((index, "instructor", "setup"))
+    flush()
+    return plan
+
+
+def run_plan(nb, plan, cwd):
+    versions = {
+        "student": student_notebook(nb),
+        "instructor": instructor_notebook(nb),
+    }
+    cells = [versions[version].cells[i] for i, version, _ in plan]
+    return run_cells(new_notebook(cells=cells, metadata=nb.metadata), cwd)
+
+
+def test_exercise_plan_runs_each_exercise_as_student_then_instructor():
+    nb = small_chapter()
+    plan = exercise_plan(nb, cells_for_exercises(nb))
+    assert plan == [
+        (1, "instructor", "setup"),
+        (2, "instructor", "setup"),
+        (5, "student", "exercise"),
+        (6, "student", "exercise"),
+        (5, "instructor", "exercise"),
+        (6, "instructor", "exercise"),
+        (8, "student", "exercise"),
+        (9, "student", "exercise"),
+        (8, "instructor", "exercise"),
+        (9, "instructor", "exercise"),
+    ]
+
+
 @pytest.mark.skipif(not CHAPTERS, reason="no chapters in notebooks/ yet")
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_every_check_passes_for_the_instructor_and_fails_on_the_stubs(
@@ -537,17 +597,17 @@ def test_every_check_passes_for_the_instructor_and_fails_on_the_stubs(
 ):
     nb = nbformat.read(path, as_version=4)
     chosen = cells_for_exercises(nb)
-    instructor = instructor_notebook(nb, path.name)
-    student = student_notebook(nb, path.name)
+    plan = exercise_plan(nb, chosen)
+    errors = run_plan(nb, plan, path.parent)
 
-    def pick(version):
-        return new_notebook(
-            cells=[version.cells[i] for i in chosen], metadata=nb.metadata
-        )
+    def instructor_failures():
+        return [
+            (plan[k][0] + 1, err)
+            for k, err in enumerate(errors)
+            if err and plan[k][1] == "instructor"
+        ]
 
-    cwd = path.parent
-    teacher_errors = run_cells(pick(instructor), cwd)
-    if any(teacher_errors):
+    if instructor_failures():
         # The name analysis missed an effect (a cell that changes an object
         # in place, say): fall back to every cell up to the last exercise.
         chosen = [
@@ -555,27 +615,28 @@ def test_every_check_passes_for_the_instructor_and_fails_on_the_stubs(
             for i, c in enumerate(nb.cells)
             if c.cell_type == "code" and i <= chosen[-1]
         ]
-        teacher_errors = run_cells(pick(instructor), cwd)
-    failed = [(chosen[k], err) for k, err in enumerate(teacher_errors) if err]
-    assert not failed, f"instructor version fails: {failed}"
+        plan = exercise_plan(nb, chosen)
+        errors = run_plan(nb, plan, path.parent)
+    failed = instructor_failures()
+    assert not failed, f"{path.name}: the instructor version fails {failed}"
 
     stub_names = set()
     for i in chosen:
         if "solution" in tags_of(nb.cells[i]):
             stub_names |= solution_names(nb.cells[i])
-    student_errors = run_cells(pick(student), cwd)
-    for k, index in enumerate(chosen):
-        if "exercise-check" not in tags_of(nb.cells[index]):
+    for (index, version, _), error in zip(plan, errors, strict=True):
+        cell = nb.cells[index]
+        if version != "student" or "exercise-check" not in tags_of(cell):
             continue
-        error = student_errors[k]
         assert error is not None, (
             f"{path.name}, cell {index + 1}: the check passes while its "
             "solution is a stub, so it checks nothing"
         )
         name, value = error
-        # The only difference between the runs is the stubs, so the check
-        # fails because of them: directly (NotImplementedError), through an
-        # answer left unbound (NameError), or a wrong value.
+        # The student and instructor runs of an exercise differ only in the
+        # stubs, so the check fails because of them: directly
+        # (NotImplementedError), through an answer left unbound
+        # (NameError), or through a wrong value.
         if name == "NameError":
             missing = value.split("'")[1] if "'" in value else value
             assert missing in stub_names, (
