@@ -66,6 +66,15 @@ def generator(seed: int | torch.Generator | None) -> torch.Generator:
     return g
 
 
+_INTEGER_DTYPES = (
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+)
+
+
 def long_tensor(name: str, value: object, *, dims: int | None = None):
     """Check that ``value`` is an integer tensor, optionally of ``dims``-d."""
     if not isinstance(value, torch.Tensor):
@@ -73,7 +82,7 @@ def long_tensor(name: str, value: object, *, dims: int | None = None):
             f"{name} must be a torch.Tensor of integer ids, "
             f"got {type(value).__name__}"
         )
-    if value.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+    if value.dtype not in _INTEGER_DTYPES:
         raise ValueError(
             f"{name} must hold integer ids (dtype long), got {value.dtype}"
         )

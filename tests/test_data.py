@@ -135,3 +135,13 @@ def test_a_single_string_is_not_taken_for_a_list_of_one_letter_chunks():
         chunk_stream(10, chunks="abcd", seed=0)
     ids, vocab = chunk_stream(8, chunks=("abcd",), seed=0)
     assert vocab.decode(ids) == list("abcdabcd")
+
+
+def test_every_integer_dtype_is_read_as_ids_and_bool_is_not():
+    vocab = Vocabulary("abc")
+    for dtype in (torch.int8, torch.uint8, torch.int16, torch.int32):
+        assert vocab.decode(torch.tensor([2, 0], dtype=dtype)) == ["c", "a"]
+    with pytest.raises(ValueError, match="ids must lie in"):
+        vocab.decode(torch.tensor([-1], dtype=torch.int8))
+    with pytest.raises(ValueError, match="integer ids"):
+        vocab.decode(torch.tensor([True, False]))
