@@ -665,3 +665,49 @@ def test_committed_chapters_are_valid_input_for_the_builder(tmp_path):
         data = json.loads(path.read_text())
         text = json.dumps(data)
         assert "### BEGIN SOLUTION" not in text, path.name
+
+
+# --- the student build of the book ---------------------------------------
+
+
+def load_student_build():
+    import importlib.util
+
+    path = ROOT / "book" / "_ext" / "student_build.py"
+    spec = importlib.util.spec_from_file_location("student_build", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeEnv:
+    def doc2path(self, docname):
+        return ROOT / f"{docname}.ipynb"
+
+
+class FakeApp:
+    env = FakeEnv()
+
+
+def test_student_book_build_removes_solution_cells_but_still_runs_them(
+    monkeypatch,
+):
+    ext = load_student_build()
+    source = [nbformat.writes(small_chapter())]
+    monkeypatch.setenv("DISTILL_LESSONS_STUDENT_BOOK", "1")
+    ext.drop_solutions(FakeApp(), "notebooks/00_tiny", source)
+    cells = json.loads(source[0])["cells"]
+    assert cells[5]["metadata"]["tags"] == ["solution", "remove-cell"]
+    assert cells[10]["metadata"]["tags"] == ["solution", "remove-cell"]
+    # The code is still there, so the book's execution still runs it.
+    assert "return 2 * x" in "".join(cells[5]["source"])
+    assert cells[6]["metadata"]["tags"] == ["exercise-check"]
+
+
+def test_normal_book_build_leaves_notebooks_alone(monkeypatch):
+    ext = load_student_build()
+    text = nbformat.writes(small_chapter())
+    source = [text]
+    monkeypatch.delenv("DISTILL_LESSONS_STUDENT_BOOK", raising=False)
+    ext.drop_solutions(FakeApp(), "notebooks/00_tiny", source)
+    assert source == [text]
