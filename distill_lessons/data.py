@@ -37,7 +37,13 @@ class Vocabulary:
     """
 
     def __init__(self, symbols: Iterable[str]):
-        symbols = list(symbols)
+        try:
+            symbols = list(symbols)
+        except TypeError:
+            raise TypeError(
+                "symbols must be an iterable of strings, got "
+                f"{type(symbols).__name__}"
+            ) from None
         if not symbols:
             raise ValueError("symbols must hold at least one symbol, got none")
         for s in symbols:
@@ -78,6 +84,13 @@ class Vocabulary:
 
         A plain string is read one character per symbol.
         """
+        if isinstance(symbols, torch.Tensor) or not isinstance(
+            symbols, (str, Sequence)
+        ):
+            raise TypeError(
+                "symbols must be a string or a list of symbols (use decode "
+                f"for ids), got {type(symbols).__name__}"
+            )
         if len(symbols) == 0:
             raise ValueError("symbols must not be empty")
         return torch.tensor([self.index(s) for s in symbols], dtype=torch.long)

@@ -145,3 +145,13 @@ def test_every_integer_dtype_is_read_as_ids_and_bool_is_not():
         vocab.decode(torch.tensor([-1], dtype=torch.int8))
     with pytest.raises(ValueError, match="integer ids"):
         vocab.decode(torch.tensor([True, False]))
+
+
+def test_wrong_kinds_of_symbols_raise_type_errors_that_name_them():
+    with pytest.raises(TypeError, match="symbols must be an iterable"):
+        Vocabulary(None)
+    vocab = Vocabulary("abc")
+    for bad in (None, 3, torch.tensor([0, 1])):
+        with pytest.raises(TypeError, match="symbols must be a string"):
+            vocab.encode(bad)
+    assert vocab.encode(("a", "c")).tolist() == [0, 2]
