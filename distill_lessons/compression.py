@@ -112,6 +112,17 @@ def _check_sequence(sequence, vocab_size: int | None = None) -> torch.Tensor:
     return ids
 
 
+def _check_predictor(predictor) -> None:
+    if not (
+        callable(getattr(predictor, "start", None))
+        and callable(getattr(predictor, "step", None))
+    ):
+        raise TypeError(
+            "predictor must have start() and step(symbol, state) methods "
+            f"(an RNNPredictor, for one), got {type(predictor).__name__}"
+        )
+
+
 def _logits_of(output, vocab_size: int | None) -> torch.Tensor:
     logits, state = output
     logits = torch.as_tensor(logits)
@@ -144,6 +155,7 @@ def compress(sequence, predictor) -> Compressed:
     integer ids, or an id the predictor's vocabulary does not cover.
     """
     ids = _check_sequence(sequence)
+    _check_predictor(predictor)
     first = int(ids[0])
     logits, state = _logits_of(predictor.step(first, predictor.start()), None)
     vocab_size = logits.shape[0]
@@ -174,6 +186,7 @@ def decompress(compressed: Compressed, predictor) -> torch.Tensor:
             f"{type(compressed).__name__}"
         )
 
+    _check_predictor(predictor)
     bad = [
         e for e in compressed.events if not 0 <= e[1] < compressed.vocab_size
     ]
@@ -223,6 +236,7 @@ def ideal_code_bits(sequence, predictor) -> float:
     gets within two bits of this total.
     """
     ids = _check_sequence(sequence)
+    _check_predictor(predictor)
     logits, state = _logits_of(
         predictor.step(int(ids[0]), predictor.start()), None
     )

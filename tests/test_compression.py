@@ -198,3 +198,14 @@ def test_decompress_refuses_event_symbols_outside_the_vocabulary():
         packed = Compressed(2, 3, ((0, 1), (1, symbol)))
         with pytest.raises(ValueError, match=r"must lie in \[0, 2\]"):
             decompress(packed, RepeatLast(3))
+
+
+def test_something_that_is_not_a_predictor_raises_a_type_error():
+    packed = compress([0, 1], RepeatLast(2))
+    for bad in (None, torch.nn.Linear(2, 2), lambda s: s):
+        with pytest.raises(TypeError, match="predictor must have start"):
+            compress([0, 1], bad)
+        with pytest.raises(TypeError, match="predictor must have start"):
+            decompress(packed, bad)
+        with pytest.raises(TypeError, match="predictor must have start"):
+            ideal_code_bits([0, 1], bad)
