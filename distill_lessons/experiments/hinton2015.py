@@ -158,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds")
     parser.add_argument(
+        "--steps",
+        type=int,
+        default=3000,
+        help="training steps per student (3000 trains them to convergence)",
+    )
+    parser.add_argument(
         "--no-omitted",
         action="store_true",
         help="skip the omitted-class experiment",
@@ -165,11 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
     start = time.time()
 
-    errors, result = run(seeds, omitted=None if args.no_omitted else 3)
+    errors, result = run(
+        seeds, steps=args.steps, omitted=None if args.no_omitted else 3
+    )
     print(f"Test errors on the digits (797 test images), seeds {seeds}\n")
     header = "| model | " + " | ".join(f"seed {s}" for s in seeds)
     print(header + " | mean ± std | paired gain vs scratch | MNIST (of 10k) |")
