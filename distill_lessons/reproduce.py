@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(module.main(rest) or 0)
-    except ValueError as exc:
-        # A bad option value the library refused: say so, no traceback.
+    except (ValueError, FileNotFoundError) as exc:
+        # A bad option value or a missing input file: say so, no traceback.
         print(f"error: {name}: {exc}", file=sys.stderr)
         return 2
 

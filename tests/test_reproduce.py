@@ -32,3 +32,21 @@ def test_a_value_the_library_refuses_is_an_error_message_not_a_traceback(
     assert main(["fake", "--sequences", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: fake: sequences must be an integer >= 1")
+
+
+def test_a_missing_input_file_is_an_error_message_not_a_traceback(
+    capsys, monkeypatch
+):
+    import sys
+    import types
+
+    def fake_main(argv):
+        raise FileNotFoundError(f"path must name a text file: {argv[1]}")
+
+    module = types.ModuleType("fake_file_experiment_for_test")
+    module.main = fake_main
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(EXPERIMENTS, "fake", (module.__name__, "a test"))
+    assert main(["fake", "--corpus", "/no/such/file.txt"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: fake: path must name a text file")
