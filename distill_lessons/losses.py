@@ -18,6 +18,17 @@ Conventions shared by every loss here:
   over kept rows, so padding width and sequence length do not change it; a
   batch where no row is kept gives 0 with a finite (zero) gradient;
 - divergences are in nats, summed over the class axis;
+- a logit of ``-inf`` gives its class probability exactly 0, and the
+  divergences use ``0 * log 0 = 0``: a class the teacher rules out adds
+  nothing to KL(teacher || student), and values and gradients stay finite.
+  Where the exact value is infinite (the distribution that takes the
+  expectation gives mass to a class the other rules out, or a label names
+  a class the student rules out) the loss raises ``ValueError`` instead of
+  returning ``inf``, whose gradient is NaN or meaningless;
+- NaN and ``+inf`` in the rows that are kept raise ``ValueError`` naming
+  the argument (masked rows may hold anything); so does a kept row whose
+  logits are all ``-inf``, and :func:`logit_mse` and
+  :func:`hidden_state_mse` refuse ``-inf`` too;
 - bad input raises ``ValueError`` naming the argument.
 """
 
@@ -29,7 +40,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from distill_lessons._checks import positive_float, positive_int, probability
+from distill_lessons._checks import (
+    long_tensor,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 __all__ = [
     "IGNORE_INDEX",
@@ -52,8 +68,13 @@ IGNORE_INDEX = -100
 # ---------------------------------------------------------------- checks
 
 
-def _float_tensor(name: str, value: object) -> torch.Tensor:
-    """``value`` as float32, refusing anything that is not a float tensor."""
+def _float_tensor(
+    name: str, value: object, axis: str = "classes"
+) -> torch.Tensor:
+    """``value`` as float32, refusing anything that is not a float tensor.
+
+    The last axis (``axis``: classes, features, ...) must not be empty.
+    """
     if not isinstance(value, torch.Tensor):
         raise ValueError(
             f"{name} must be a torch.Tensor, got {type(value).__name__}"
@@ -63,10 +84,102 @@ def _float_tensor(name: str, value: object) -> torch.Tensor:
             f"{name} must hold floating-point numbers, got {value.dtype}"
         )
     if value.dim() < 1:
+        raise ValueError(f"{name} must have shape (..., {axis}), got a scalar")
+    if value.shape[-1] == 0:
         raise ValueError(
-            f"{name} must have shape (..., classes), got a scalar"
+            f"{name} must have at least one entry on its last axis "
+            f"({axis}), got shape {tuple(value.shape)}"
         )
     return value.float()
+
+
+def _check_values(
+    name: str, rows: torch.Tensor, *, neg_inf: bool = True
+) -> None:
+    """Refuse NaN and ``+inf`` in the kept ``rows`` ``(n, classes)``.
+
+    With ``neg_inf`` (logits), ``-inf`` is allowed (probability 0) but a
+    row of nothing else is refused; without it every value must be finite.
+    One reduction on the common path, where everything is fine.
+    """
+    if not rows.numel():
+        return
+    rows = rows.detach()
+    if neg_inf:
+        top = rows.amax(-1)  # (n,): NaN if the row holds a NaN
+        if bool(torch.isfinite(top).all()):
+            return
+    else:
+        if bool(torch.isfinite(rows).all()):
+            return
+        top = rows
+    if bool(torch.isnan(top).any()):
+        raise ValueError(
+            f"{name} holds NaN in a row that is kept; fix the values or "
+            "leave the row out with mask"
+        )
+    if bool(torch.isposinf(top).any()):
+        raise ValueError(
+            f"{name} holds +inf in a row that is kept; logits must be "
+            "finite (or -inf for a class of probability 0)"
+        )
+    if not neg_inf:
+        raise ValueError(
+            f"{name} holds -inf in a row that is kept; it must be finite"
+        )
+    raise ValueError(
+        f"{name} has a kept row whose logits are all -inf: it gives no "
+        "class any probability"
+    )
+
+
+def _kl_terms(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """``p * (log p - log q)`` per class, with ``0 * log 0 = 0``.
+
+    Where ``p`` is 0 (``log_p`` is ``-inf``) the term is 0 whatever ``q``
+    is; both inputs are replaced there before the arithmetic, so neither
+    the term nor its gradient is NaN. Where ``q`` is 0 and ``p`` is not,
+    the term is ``+inf``. Without a zero it is plain ``F.kl_div``, the
+    same graph as before zeros were handled, so that finite inputs give
+    the same values and gradients bit for bit.
+    """
+    zero = torch.isneginf(log_p)
+    if not bool(zero.any()):
+        return F.kl_div(log_q, log_p, reduction="none", log_target=True)
+    terms = F.kl_div(
+        log_q.masked_fill(zero, 0.0),
+        log_p.masked_fill(zero, 0.0),
+        reduction="none",
+        log_target=True,
+    )
+    return terms.masked_fill(zero, 0.0)
+
+
+def _finite_loss(value: torch.Tensor, infinite: str) -> torch.Tensor:
+    """``value``, or ``ValueError``: ``infinite`` says why it is +inf."""
+    if bool(torch.isfinite(value.detach())):
+        return value
+    if bool(torch.isnan(value.detach())):
+        raise ValueError(
+            "the loss is NaN although the logits are not: the logits "
+            "divided by temperature overflow float32; lower their "
+            "magnitude or raise temperature"
+        )
+    raise ValueError(infinite)
+
+
+_FORWARD_INFINITE = (
+    "forward_kl is +inf: in a kept row student_logits gives probability "
+    "0 (a logit of -inf) to a class that teacher_logits gives positive "
+    "probability; give that class a finite logit, or use generalized_jsd, "
+    "which stays finite"
+)
+_REVERSE_INFINITE = (
+    "reverse_kl is +inf: in a kept row teacher_logits gives probability "
+    "0 (a logit of -inf) to a class that student_logits gives positive "
+    "probability; use forward_kl or generalized_jsd, which stay finite "
+    "there"
+)
 
 
 def _check_pair(
@@ -164,19 +277,33 @@ def forward_kl(
     over the kept rows (0 when no row is kept). It is *not* multiplied by
     ``temperature ** 2``; :func:`soft_target_loss` does that.
 
+    A teacher logit of ``-inf`` (probability 0) adds nothing; a student
+    logit of ``-inf`` where the teacher's probability is positive makes
+    the divergence infinite, and raises.
+
     Raises ``ValueError`` for mismatched shapes, vocabularies of different
-    sizes, ``temperature <= 0`` or a mask of the wrong shape.
+    sizes, ``temperature <= 0``, a mask of the wrong shape, NaN or ``+inf``
+    in a kept row, or an infinite divergence.
     """
     student, teacher = _check_pair(student_logits, teacher_logits)
     temperature = positive_float("temperature", temperature)
     keep = _check_mask(mask, student.shape[:-1])
+    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
+    _check_values("student_logits", s_rows)
+    _check_values("teacher_logits", t_rows)
+    return _forward_kl_rows(s_rows, t_rows, temperature)
 
-    log_q = _log_softmax(_kept_rows(student, keep), temperature)  # (n, C)
-    log_p = _log_softmax(_kept_rows(teacher, keep), temperature)  # (n, C)
-    # kl_div(input, target) = sum target * (log target - input): the
-    # teacher is the target, so this is KL(teacher || student).
-    per_row = F.kl_div(log_q, log_p, reduction="none", log_target=True)
-    return _mean_over_rows(per_row.sum(-1))
+
+def _forward_kl_rows(
+    s_rows: torch.Tensor, t_rows: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """:func:`forward_kl` of kept, checked rows ``(n, classes)``."""
+    log_q = _log_softmax(s_rows, temperature)  # (n, C)
+    log_p = _log_softmax(t_rows, temperature)  # (n, C)
+    # sum p * (log p - log q): the teacher is the target, so this is
+    # KL(teacher || student).
+    per_row = _kl_terms(log_p, log_q)
+    return _finite_loss(_mean_over_rows(per_row.sum(-1)), _FORWARD_INFINITE)
 
 
 def soft_target_loss(
@@ -208,8 +335,17 @@ def soft_target_loss(
     terms are averaged over the rows that are kept. ``labels`` may be
     ``None`` only when ``alpha == 1`` (soft targets alone).
 
+    With ``alpha == 0`` the soft term is left out, and with ``alpha ==
+    1`` the hard one (their weight is 0, so the value is the same), so an
+    infinite term of weight 0 does not turn the loss into NaN. Logits of
+    ``-inf`` are treated as in :func:`forward_kl`; a label naming a class
+    to which the student gives probability 0 makes the cross-entropy
+    infinite, and raises.
+
     Raises ``ValueError`` for ``alpha`` outside [0, 1], ``temperature <=
-    0``, missing labels with ``alpha < 1``, or shapes that do not match.
+    0``, missing labels with ``alpha < 1``, labels that are not integer
+    class ids (bool included), shapes that do not match, NaN or ``+inf``
+    in a kept row, or an infinite term.
     """
     student, teacher = _check_pair(student_logits, teacher_logits)
     temperature = positive_float("temperature", temperature)
@@ -227,34 +363,39 @@ def soft_target_loss(
         from_labels = labels != IGNORE_INDEX
         keep = from_labels if keep is None else keep & from_labels
 
-    soft = forward_kl(student, teacher, temperature=temperature, mask=keep) * (
-        temperature**2
-    )
-    if labels is None:
+    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
+    _check_values("student_logits", s_rows)
+    _check_values("teacher_logits", t_rows)
+    soft = None
+    if alpha > 0.0:
+        soft = _forward_kl_rows(s_rows, t_rows, temperature) * (temperature**2)
+    if labels is None or alpha == 1.0:
         return alpha * soft
     kept_labels = labels.reshape(-1)
     if keep is not None:
         kept_labels = kept_labels[keep.reshape(-1)]  # (kept,)
-    hard = F.cross_entropy(
-        _kept_rows(student, keep), kept_labels, reduction="sum"
-    ) / max(kept_labels.numel(), 1)
+    hard = F.cross_entropy(s_rows, kept_labels, reduction="sum") / max(
+        kept_labels.numel(), 1
+    )
+    hard = _finite_loss(
+        hard,
+        "the cross-entropy term is +inf: labels name a class to which "
+        "student_logits gives probability 0 (a logit of -inf)",
+    )
+    if soft is None:
+        return (1.0 - alpha) * hard
     return alpha * soft + (1.0 - alpha) * hard
 
 
 def _check_labels(
     labels: object, rows: torch.Size, classes: int
 ) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point():
-        raise ValueError(
-            "labels must be a torch.Tensor of integer class ids, got "
-            f"{getattr(labels, 'dtype', type(labels).__name__)}"
-        )
+    labels = long_tensor("labels", labels)  # refuses float and bool
     if labels.shape != rows:
         raise ValueError(
             f"labels must have shape {tuple(rows)} (the logits without "
             f"their class axis), got {tuple(labels.shape)}"
         )
-    labels = labels.long()
     real = labels[labels != IGNORE_INDEX]
     if real.numel() and (real.min() < 0 or real.max() >= classes):
         raise ValueError(
@@ -277,11 +418,15 @@ def logit_mse(
     over the kept rows; without a mask it equals
     ``F.mse_loss(student_logits, teacher_logits)``. Logits are only defined
     up to an additive constant per row; this loss, like Ba and Caruana's,
-    matches them including that constant.
+    matches them including that constant. The kept rows must be finite
+    (``-inf`` included: it has no finite squared error).
     """
     student, teacher = _check_pair(student_logits, teacher_logits)
     keep = _check_mask(mask, student.shape[:-1])
-    diff = _kept_rows(student, keep) - _kept_rows(teacher, keep)  # (n, C)
+    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
+    _check_values("student_logits", s_rows, neg_inf=False)
+    _check_values("teacher_logits", t_rows, neg_inf=False)
+    diff = s_rows - t_rows  # (n, C)
     return _mean_over_rows(diff.square().mean(-1))
 
 
@@ -301,7 +446,7 @@ def hidden_state_mse(
     teacher's width first; it is applied to the student's tensor as given,
     and its output is then cast to float32. Returns the squared difference
     averaged over the feature axis and over the rows ``mask`` ``(...)``
-    keeps.
+    keeps, which must be finite.
     """
     if projection is not None:
         if not callable(projection):
@@ -309,10 +454,12 @@ def hidden_state_mse(
                 "projection must be callable (e.g. an nn.Linear), got "
                 f"{type(projection).__name__}"
             )
-        _float_tensor("student_hidden", student_hidden)
+        _float_tensor("student_hidden", student_hidden, "features")
         student_hidden = projection(student_hidden)
-    student = _float_tensor("student_hidden", student_hidden)
-    teacher = _float_tensor("teacher_hidden", teacher_hidden).detach()
+    student = _float_tensor("student_hidden", student_hidden, "features")
+    teacher = _float_tensor(
+        "teacher_hidden", teacher_hidden, "features"
+    ).detach()
     if student.shape[-1] != teacher.shape[-1]:
         raise ValueError(
             f"student_hidden has width {student.shape[-1]} but "
@@ -326,7 +473,10 @@ def hidden_state_mse(
             f"(that of student_hidden), got {tuple(teacher.shape)}"
         )
     keep = _check_mask(mask, student.shape[:-1])
-    diff = _kept_rows(student, keep) - _kept_rows(teacher, keep)  # (n, d)
+    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
+    _check_values("student_hidden", s_rows, neg_inf=False)
+    _check_values("teacher_hidden", t_rows, neg_inf=False)
+    diff = s_rows - t_rows  # (n, d)
     return _mean_over_rows(diff.square().mean(-1))
 
 
@@ -346,15 +496,22 @@ def reverse_kl(
     :func:`forward_kl`, with the two distributions swapped: the expectation
     is taken under the student, so the student is punished for putting
     mass where the teacher has little, and not for missing a mode.
+
+    A student logit of ``-inf`` adds nothing; a teacher logit of ``-inf``
+    where the student's probability is positive makes the divergence
+    infinite, and raises ``ValueError``.
     """
     student, teacher = _check_pair(student_logits, teacher_logits)
     temperature = positive_float("temperature", temperature)
     keep = _check_mask(mask, student.shape[:-1])
+    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
+    _check_values("student_logits", s_rows)
+    _check_values("teacher_logits", t_rows)
 
-    log_q = _log_softmax(_kept_rows(student, keep), temperature)  # (n, C)
-    log_p = _log_softmax(_kept_rows(teacher, keep), temperature)  # (n, C)
-    per_row = F.kl_div(log_p, log_q, reduction="none", log_target=True)
-    return _mean_over_rows(per_row.sum(-1))
+    log_q = _log_softmax(s_rows, temperature)  # (n, C)
+    log_p = _log_softmax(t_rows, temperature)  # (n, C)
+    per_row = _kl_terms(log_q, log_p)
+    return _finite_loss(_mean_over_rows(per_row.sum(-1)), _REVERSE_INFINITE)
 
 
 def _log_mixture(
@@ -366,7 +523,23 @@ def _log_mixture(
     ``log q + log1p(beta * expm1(log p - log q))`` (and its mirror), so
     that equal inputs give back ``log q`` bit for bit and gaps of 1e4 nats
     neither overflow nor leak NaN into the gradient of the unused branch.
+    Where both are ``-inf`` the mixture is ``-inf`` too, computed from
+    stand-in zeros so that no NaN reaches the gradient.
     """
+    both = torch.isneginf(log_p) & torch.isneginf(log_q)
+    if not bool(both.any()):
+        return _log_mixture_of(log_p, log_q, beta)
+    mixed = _log_mixture_of(
+        log_p.masked_fill(both, 0.0), log_q.masked_fill(both, 0.0), beta
+    )
+    return mixed.masked_fill(both, -math.inf)
+
+
+def _log_mixture_of(
+    log_p: torch.Tensor, log_q: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """:func:`_log_mixture` where ``log_p`` and ``log_q`` are not both
+    ``-inf``."""
     d = log_p - log_q
     q_larger = log_q + torch.log1p(beta * torch.expm1(d.clamp(max=0.0)))
     p_larger = log_p + torch.log1p(
@@ -409,6 +582,10 @@ def generalized_jsd(
     The value therefore jumps at the two ends (from about 0 to a full KL);
     compare losses across ``beta`` values with that in mind.
 
+    Inside (0, 1) the divergence is finite even where one side has a logit
+    of ``-inf`` (the mixture keeps the other side's mass); at the ends the
+    rules of :func:`forward_kl` and :func:`reverse_kl` apply.
+
     Raises ``ValueError`` for ``beta`` outside [0, 1], ``temperature <= 0``
     and the shape errors of :func:`forward_kl`.
     """
@@ -424,14 +601,17 @@ def generalized_jsd(
     student, teacher = _check_pair(student_logits, teacher_logits)
     temperature = positive_float("temperature", temperature)
     keep = _check_mask(mask, student.shape[:-1])
+    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
+    _check_values("student_logits", s_rows)
+    _check_values("teacher_logits", t_rows)
 
-    log_q = _log_softmax(_kept_rows(student, keep), temperature)  # (n, C)
-    log_p = _log_softmax(_kept_rows(teacher, keep), temperature)  # (n, C)
+    log_q = _log_softmax(s_rows, temperature)  # (n, C)
+    log_p = _log_softmax(t_rows, temperature)  # (n, C)
     log_m = _log_mixture(log_p, log_q, beta)  # (n, C)
-    kl_p = F.kl_div(log_m, log_p, reduction="none", log_target=True)
-    kl_q = F.kl_div(log_m, log_q, reduction="none", log_target=True)
+    kl_p = _kl_terms(log_p, log_m)
+    kl_q = _kl_terms(log_q, log_m)
     per_row = beta * kl_p.sum(-1) + (1.0 - beta) * kl_q.sum(-1)
-    return _mean_over_rows(per_row)
+    return _finite_loss(_mean_over_rows(per_row), "generalized_jsd is +inf")
 
 
 def teacher_topk(
@@ -446,6 +626,7 @@ def teacher_topk(
     """
     teacher = _float_tensor("teacher_logits", teacher_logits).detach()
     positive_int("k", k)
+    _check_values("teacher_logits", teacher.reshape(-1, teacher.shape[-1]))
     if k > teacher.shape[-1]:
         raise ValueError(
             f"k must be at most the vocabulary size {teacher.shape[-1]}, "
@@ -460,9 +641,17 @@ def _log_rest(log_top: torch.Tensor) -> torch.Tensor:
 
     ``expm1`` keeps a tiny tail accurate; the clamp turns an empty tail
     (or a rounding error below zero) into a very small positive mass, so
-    the log and its gradient stay finite.
+    the log and its gradient stay finite. A row of only ``-inf`` (no mass
+    on the ``k`` ids) has a tail of 1, computed without NaN in the
+    gradient.
     """
-    top_mass_log = torch.logsumexp(log_top, dim=-1)  # (n,)
+    none = torch.isneginf(log_top).all(-1)  # (n,)
+    if bool(none.any()):
+        top_mass_log = torch.logsumexp(
+            log_top.masked_fill(none[:, None], 0.0), dim=-1
+        ).masked_fill(none, -math.inf)  # (n,)
+    else:
+        top_mass_log = torch.logsumexp(log_top, dim=-1)  # (n,)
     rest = -torch.expm1(top_mass_log)
     return torch.log(rest.clamp(min=torch.finfo(torch.float32).tiny))
 
@@ -495,10 +684,16 @@ def topk_kl(
       all its mass on the ``k`` ids; a student equal to the teacher scores
       ``-log(teacher's top-k mass)``.
 
+    Logits and log-probabilities of ``-inf`` (probability 0) are allowed
+    as in :func:`forward_kl`: the teacher's zeros add nothing, and a
+    student zero where the teacher's probability is positive raises.
+
     Averaged over the kept rows. Raises ``ValueError`` when the shapes do
     not match, an id lies outside the vocabulary or repeats within a row,
-    or the log-probabilities sum to more than 1 (raw logits passed by
-    mistake).
+    the ids are not integers (bool included), the log-probabilities sum to
+    more than 1 (raw logits passed by mistake), a kept row holds NaN or
+    ``+inf``, ``tail=False`` meets a row whose ``k`` log-probabilities are
+    all ``-inf`` (nothing to renormalise), or the divergence is infinite.
     """
     student = _float_tensor("student_logits", student_logits)
     log_top_p = _float_tensor(
@@ -508,28 +703,41 @@ def topk_kl(
     keep = _check_mask(mask, student.shape[:-1])
 
     log_top_p = _kept_rows(log_top_p, keep)  # (n, k)
+    if bool(torch.isnan(log_top_p).any()):
+        raise ValueError(
+            "teacher_topk_logprobs holds NaN in a row that is kept"
+        )
     ids = _kept_rows(ids, keep)  # (n, k)
-    log_q = F.log_softmax(_kept_rows(student, keep), dim=-1)  # (n, vocab)
+    s_rows = _kept_rows(student, keep)  # (n, vocab)
+    _check_values("student_logits", s_rows)
+    log_q = F.log_softmax(s_rows, dim=-1)  # (n, vocab)
     log_top_q = log_q.gather(-1, ids)  # (n, k)
 
     if tail:
         log_p = torch.cat([log_top_p, _log_rest(log_top_p)[:, None]], -1)
         log_q_k = torch.cat([log_top_q, _log_rest(log_top_q)[:, None]], -1)
     else:
+        if bool(torch.isneginf(log_top_p).all(-1).any()):
+            raise ValueError(
+                "teacher_topk_logprobs gives its k ids no probability "
+                "(all -inf) in a kept row: with tail=False there is "
+                "nothing to renormalise; use tail=True"
+            )
         log_p = log_top_p - torch.logsumexp(log_top_p, -1, keepdim=True)
         log_q_k = log_top_q  # (n, k), with the student's tail left out
-    per_row = F.kl_div(log_q_k, log_p, reduction="none", log_target=True)
-    return _mean_over_rows(per_row.sum(-1))
+    per_row = _kl_terms(log_p, log_q_k)
+    return _finite_loss(
+        _mean_over_rows(per_row.sum(-1)),
+        "topk_kl is +inf: in a kept row student_logits gives probability "
+        "0 (a logit of -inf) to an id, or to the tail, that "
+        "teacher_topk_logprobs gives positive probability",
+    )
 
 
 def _check_topk_ids(
     ids: object, log_top_p: torch.Tensor, student: torch.Tensor
 ) -> torch.Tensor:
-    if not isinstance(ids, torch.Tensor) or ids.is_floating_point():
-        raise ValueError(
-            "teacher_topk_ids must be a torch.Tensor of integer ids, got "
-            f"{getattr(ids, 'dtype', type(ids).__name__)}"
-        )
+    ids = long_tensor("teacher_topk_ids", ids)  # refuses float and bool
     if ids.shape != log_top_p.shape:
         raise ValueError(
             "teacher_topk_ids must have the shape of teacher_topk_logprobs, "
@@ -542,7 +750,6 @@ def _check_topk_ids(
             f"{tuple(ids.shape[:-1])}"
         )
     vocab = student.shape[-1]
-    ids = ids.long()
     if ids.shape[-1] > vocab:
         raise ValueError(
             f"teacher_topk_ids holds {ids.shape[-1]} ids per row, more than "
@@ -580,12 +787,11 @@ def mask_from_labels(
 
     Introduced in chapter 6: turns Hugging Face style labels, where -100
     marks padding and prompt tokens, into the ``mask`` the losses take.
+    ``labels`` must hold integer ids: float and bool tensors are refused.
     """
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point():
-        raise ValueError(
-            "labels must be a torch.Tensor of integer ids, got "
-            f"{getattr(labels, 'dtype', type(labels).__name__)}"
-        )
+    labels = long_tensor("labels", labels)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise ValueError(f"ignore_index must be an int, got {ignore_index!r}")
     return labels != ignore_index
 
 
@@ -627,17 +833,13 @@ def shift_for_next_token(
         kept = mask[..., 1:] & mask[..., :-1]  # (..., time - 1)
     next_labels = None
     if labels is not None:
-        if not isinstance(labels, torch.Tensor) or labels.is_floating_point():
-            raise ValueError(
-                "labels must be a torch.Tensor of integer ids, got "
-                f"{getattr(labels, 'dtype', type(labels).__name__)}"
-            )
+        labels = long_tensor("labels", labels)  # refuses float and bool
         if labels.shape != time:
             raise ValueError(
                 f"labels must have shape {tuple(time)} (the logits without "
                 f"their vocab axis), got {tuple(labels.shape)}"
             )
-        next_labels = labels[..., 1:].long()  # (..., time - 1)
+        next_labels = labels[..., 1:]  # (..., time - 1)
         real = next_labels != IGNORE_INDEX
         kept = real if kept is None else kept & real
     return shifted, next_labels, kept

@@ -619,3 +619,189 @@ def test_losses_apply_to_a_hugging_face_causal_lm():
     # A student that is the teacher scores exactly 0 at the kept tokens.
     assert float(forward_kl(t, t.clone(), mask=kept)) == 0.0
     assert float(topk_kl(t, *teacher_topk(t, 5), mask=kept)) == 0.0
+
+
+# ------------------------------------------- -inf, NaN, bool and empty
+
+INF = float("inf")
+
+
+def test_a_teacher_logit_of_minus_inf_adds_nothing_to_forward_kl():
+    # teacher (1/2, 1/2, 0), student (1/3, 1/3, 1/3): 0 * log 0 = 0, so
+    # KL = 2 * 1/2 * log((1/2) / (1/3)) = log 1.5.
+    student = torch.zeros(1, 3, requires_grad=True)
+    teacher = torch.tensor([[0.0, 0.0, -INF]])
+    loss = forward_kl(student, teacher)
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(math.log(1.5), abs=1e-6)
+    # the gradient is q - p = (1/3 - 1/2, 1/3 - 1/2, 1/3)
+    expected = torch.tensor([[-1 / 6, -1 / 6, 1 / 3]])
+    assert torch.allclose(student.grad, expected, atol=1e-6)
+
+
+def test_minus_inf_on_both_sides_gives_zero_and_a_zero_gradient():
+    x = torch.tensor([[0.0, 0.0, -INF]])
+    for loss in (forward_kl, reverse_kl, generalized_jsd):
+        student = x.clone().requires_grad_()
+        value = loss(student, x.clone())
+        value.backward()
+        assert float(value.detach()) == 0.0
+        assert torch.equal(student.grad, torch.zeros(1, 3))
+
+
+def test_reverse_kl_ignores_a_class_the_student_rules_out():
+    # student (1/2, 1/2, 0), teacher (1/3, 1/3, 1/3): log 1.5 again.
+    student = torch.tensor([[0.0, 0.0, -INF]], requires_grad=True)
+    loss = reverse_kl(student, torch.zeros(1, 3))
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(math.log(1.5), abs=1e-6)
+    assert torch.isfinite(student.grad).all()
+
+
+def test_jsd_stays_finite_when_the_teacher_rules_a_class_out():
+    # p = (1/2, 1/2, 0), q = (1/3, 1/3, 1/3), m = (5/12, 5/12, 1/6).
+    p, q = [0.5, 0.5, 0.0], [1 / 3] * 3
+    m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+    by_hand = 0.5 * kl(p, m) + 0.5 * kl(q, m)
+    assert by_hand == pytest.approx(
+        0.5 * math.log(1.2)
+        + 0.5 * (2 / 3 * math.log(0.8) + 1 / 3 * math.log(2)),
+        abs=1e-12,
+    )
+    student = torch.zeros(1, 3, requires_grad=True)
+    loss = generalized_jsd(student, torch.tensor([[0.0, 0.0, -INF]]))
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(by_hand, abs=1e-6)
+    assert torch.isfinite(student.grad).all()
+
+
+def test_soft_target_and_topk_losses_accept_a_ruled_out_class():
+    teacher = torch.tensor([[0.0, 0.0, -INF]])
+    student = torch.zeros(1, 3, requires_grad=True)
+    # soft term log 1.5 at T = 1; hard term -log(1/3) for label 0
+    loss = soft_target_loss(
+        student, teacher, torch.tensor([0]), temperature=1.0, alpha=0.5
+    )
+    loss.backward()
+    by_hand = 0.5 * math.log(1.5) + 0.5 * math.log(3)
+    assert float(loss.detach()) == pytest.approx(by_hand, abs=1e-6)
+    assert torch.isfinite(student.grad).all()
+    for k in (2, 3):
+        for tail in (True, False):
+            student.grad = None
+            loss = topk_kl(student, *teacher_topk(teacher, k), tail=tail)
+            loss.backward()
+            assert float(loss.detach()) == pytest.approx(
+                math.log(1.5), abs=1e-6
+            )
+            assert torch.isfinite(student.grad).all()
+
+
+def test_an_infinite_divergence_raises_instead_of_returning_inf():
+    ruled_out = torch.tensor([[0.0, 0.0, -INF]])
+    with pytest.raises(ValueError, match="forward_kl is \\+inf"):
+        forward_kl(ruled_out, torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="reverse_kl is \\+inf"):
+        reverse_kl(torch.zeros(1, 3), ruled_out)
+    with pytest.raises(ValueError, match="topk_kl is \\+inf"):
+        topk_kl(ruled_out, *teacher_topk(torch.zeros(1, 3), 3))
+    with pytest.raises(ValueError, match="cross-entropy term is \\+inf"):
+        soft_target_loss(
+            ruled_out,
+            torch.zeros(1, 3),
+            torch.tensor([2]),
+            temperature=1.0,
+            alpha=0.0,
+        )
+
+
+def test_a_term_of_weight_0_is_left_out_of_soft_target_loss():
+    # alpha = 0: the soft term (infinite here) is not computed; the loss is
+    # the cross-entropy -log(1/2) of label 0 under (1/2, 1/2, 0).
+    got = soft_target_loss(
+        torch.tensor([[0.0, 0.0, -INF]]),
+        torch.zeros(1, 3),
+        torch.tensor([0]),
+        temperature=2.0,
+        alpha=0.0,
+    )
+    assert float(got) == pytest.approx(math.log(2), abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), INF])
+@pytest.mark.parametrize("name", PAIR_LOSSES)
+def test_nan_or_plus_inf_in_a_kept_row_is_refused(name, bad):
+    x = random_logits(2, 4)
+    x[1, 2] = bad
+    y = random_logits(2, 4, seed=1)
+    student = "student_hidden" if name == "hidden_state_mse" else "student"
+    with pytest.raises(ValueError, match=student):
+        PAIR_LOSSES[name](x, y)
+    if name != "topk_kl":  # topk_kl's teacher is checked by teacher_topk
+        teacher = "teacher_hidden" if name == "hidden_state_mse" else "teacher"
+        with pytest.raises(ValueError, match=teacher):
+            PAIR_LOSSES[name](y, x)
+    # in a masked row it does not matter
+    keep = torch.tensor([True, False])
+    assert torch.isfinite(PAIR_LOSSES[name](x, y, mask=keep))
+
+
+def test_logit_mse_refuses_minus_inf():
+    with pytest.raises(ValueError, match="student_logits holds -inf"):
+        logit_mse(torch.tensor([[0.0, -INF]]), torch.zeros(1, 2))
+
+
+def test_a_row_of_only_minus_inf_is_refused():
+    with pytest.raises(ValueError, match="teacher_logits has a kept row"):
+        forward_kl(torch.zeros(2, 3), torch.tensor([[0.0] * 3, [-INF] * 3]))
+
+
+def test_topk_kl_refuses_nan_logprobs_and_an_empty_top_k_without_tail():
+    ids = torch.tensor([[0, 1]])
+    with pytest.raises(ValueError, match="teacher_topk_logprobs holds NaN"):
+        topk_kl(torch.zeros(1, 3), torch.tensor([[float("nan"), -1.0]]), ids)
+    nothing = torch.tensor([[-INF, -INF]])
+    with pytest.raises(ValueError, match="tail=True"):
+        topk_kl(torch.zeros(1, 3), nothing, ids, tail=False)
+    # with the tail, the teacher's mass is all outside the k ids: the
+    # student's tail is 1/3, so KL = 1 * log(1 / (1/3)) = log 3.
+    got = topk_kl(torch.zeros(1, 3), nothing, ids)
+    assert float(got) == pytest.approx(math.log(3), abs=1e-6)
+
+
+def test_teacher_topk_refuses_nan():
+    with pytest.raises(ValueError, match="teacher_logits holds NaN"):
+        teacher_topk(torch.tensor([[0.0, float("nan")]]), 1)
+
+
+def test_bool_tensors_are_refused_as_labels_or_ids():
+    flags = torch.tensor([True, False])
+    with pytest.raises(ValueError, match="labels"):
+        soft_target_loss(
+            torch.zeros(2, 3),
+            torch.zeros(2, 3),
+            flags,
+            temperature=1.0,
+            alpha=0.5,
+        )
+    with pytest.raises(ValueError, match="labels"):
+        mask_from_labels(flags)
+    with pytest.raises(ValueError, match="labels"):
+        shift_for_next_token(torch.zeros(1, 2, 3), flags[None])
+    with pytest.raises(ValueError, match="teacher_topk_ids"):
+        topk_kl(torch.zeros(1, 3), logs([0.5, 0.3])[None], flags[None])
+    # masks may still be bool
+    same = forward_kl(torch.zeros(2, 3), torch.zeros(2, 3), mask=flags)
+    assert float(same) == 0.0
+
+
+def test_an_empty_vocabulary_is_refused():
+    for loss in (forward_kl, reverse_kl, generalized_jsd, logit_mse):
+        with pytest.raises(ValueError, match="student_logits must have at"):
+            loss(torch.zeros(2, 0), torch.zeros(2, 0))
+    with pytest.raises(ValueError, match="teacher_logits must have at"):
+        teacher_topk(torch.zeros(2, 0), 1)
+    with pytest.raises(ValueError, match="teacher_topk_logprobs must have"):
+        topk_kl(torch.zeros(2, 3), torch.zeros(2, 0), torch.zeros(2, 0))
+    with pytest.raises(ValueError, match="student_hidden must have at"):
+        hidden_state_mse(torch.zeros(2, 0), torch.zeros(2, 0))
