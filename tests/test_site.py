@@ -239,6 +239,9 @@ def test_chapter_page_shows_its_figures_and_is_photographed(
         width = image.evaluate("img => img.complete && img.naturalWidth")
         assert width and width > 50, f"{path.stem}: figure {index} is empty"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # From the top, so the fixed header and sidebar are drawn where they
+    # belong in the full-page picture.
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / f"{path.stem}.png"), full_page=True)
     page.close()
 
