@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from distill_lessons._checks import (
     generator,
+    long_tensor,
     non_negative_int,
     positive_float,
     positive_int,
@@ -52,6 +53,66 @@ CLASSES = 10
 METHODS = ("scratch", "soft", "logit_mse")
 """How :func:`train_students` can train a student."""
 
+_N_DIGITS = 1797
+"""Images in scikit-learn's ``load_digits``."""
+
+
+def _int_seed(seed: int | torch.Generator, *, high: int | None = None) -> int:
+    """An int seed (in ``[0, high)`` if given), or one from a Generator.
+
+    An int is returned unchanged (so that the book's numbers do not move);
+    a ``torch.Generator`` gives a fresh int in ``[0, 2**31 - 1)`` drawn
+    from it.
+    """
+    if isinstance(seed, torch.Generator):
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=seed))
+    generator(seed)  # refuses what is neither an int nor a Generator
+    if high is not None and not 0 <= seed < high:
+        raise ValueError(
+            f"seed must be an int in [0, {high - 1}] or a torch.Generator, "
+            f"got {seed!r}"
+        )
+    return seed
+
+
+def _images(name: str, images: object, *, least: int = 1) -> torch.Tensor:
+    """Check ``images`` ``(n, 8, 8)``: real, finite, ``n >= least``."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (n, 8, 8), got "
+            f"{type(images).__name__}"
+        )
+    if images.dtype == torch.bool or images.is_complex():
+        raise ValueError(
+            f"{name} must hold real pixel values, got {images.dtype}"
+        )
+    if images.dim() != 3 or images.shape[1:] != (8, 8):
+        raise ValueError(
+            f"{name} must have shape (n, 8, 8), got {tuple(images.shape)}"
+        )
+    if len(images) < least:
+        raise ValueError(
+            f"{name} must hold at least {least} image(s), got {len(images)}"
+        )
+    if images.is_floating_point() and not bool(torch.isfinite(images).all()):
+        raise ValueError(f"{name} must be finite, but holds NaN or inf")
+    return images
+
+
+def _labels(name: str, labels: object, n: int) -> torch.Tensor:
+    """Check ``labels`` ``(n,)``: integer digit classes 0 to 9."""
+    labels = long_tensor(name, labels, dims=1)  # refuses float and bool
+    if len(labels) != n:
+        raise ValueError(
+            f"{name} must have {n} rows (one per image), got {len(labels)}"
+        )
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= CLASSES):
+        raise ValueError(
+            f"{name} must be digit classes in [0, {CLASSES - 1}], got "
+            f"values from {int(labels.min())} to {int(labels.max())}"
+        )
+    return labels
+
 
 @dataclass
 class DigitSplits:
@@ -72,28 +133,37 @@ class DigitSplits:
 
 
 def digit_splits(
-    seed: int, *, n_train: int = 300, n_test: int = 797
+    seed: int | torch.Generator, *, n_train: int = 300, n_test: int = 797
 ) -> DigitSplits:
     """Stratified train, test and unlabelled-pool splits of ``load_digits``.
 
     ``n_train`` images (stratified, ``random_state=seed``) form the
     training and transfer set. Of the rest, ``n_test`` stratified images are
     the test set and the remainder (700 with the defaults) is the
-    unlabelled pool.
+    unlabelled pool. ``seed``: an int in [0, 2**32 - 1] (scikit-learn's
+    ``random_state``), or a ``torch.Generator`` from which one is drawn.
+    Every part must hold at least one image per class: ``n_train >= 10``,
+    ``n_test >= 10`` and ``n_train + n_test <= 1787``.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+    seed = _int_seed(seed, high=2**32)
     positive_int("n_train", n_train)
     positive_int("n_test", n_test)
-    images, labels = load_digits(return_X_y=True)
-    if n_train + n_test >= len(labels):
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        if value < CLASSES:
+            raise ValueError(
+                f"{name} must be >= {CLASSES} (one image per class for a "
+                f"stratified split), got {value}"
+            )
+    if n_train + n_test > _N_DIGITS - CLASSES:
         raise ValueError(
-            f"n_train + n_test must be below {len(labels)}, got "
+            f"n_train + n_test must be at most {_N_DIGITS - CLASSES}, so "
+            f"that the pool keeps one image per class, got "
             f"{n_train} + {n_test}"
         )
+    images, labels = load_digits(return_X_y=True)
     rest_x, train_x, rest_y, train_y = train_test_split(
         images, labels, test_size=n_train, stratify=labels, random_state=seed
     )
@@ -205,18 +275,24 @@ def train_teacher(
     weight_decay: float = 1e-4,
     max_shift: int = 1,
     channels: tuple[int, int] = (32, 64),
-    seed: int,
+    seed: int | torch.Generator,
     progress: bool = False,
 ) -> DigitCNN:
     """A :class:`DigitCNN` trained on randomly shifted copies of ``images``.
 
-    ``images`` ``(n, 8, 8)``, ``labels`` ``(n,)``. The shifts are drawn
-    afresh for every batch (``max_shift`` pixels at most). Adam with weight
-    decay; returns the net in eval mode (dropout off).
+    ``images`` ``(n, 8, 8)`` (finite, ``n >= 1``), ``labels`` ``(n,)``
+    integer classes 0 to 9. The shifts are drawn afresh for every batch
+    (``max_shift`` pixels at most). Adam with weight decay; returns the net
+    in eval mode (dropout off). ``seed``: an int, or a
+    ``torch.Generator`` from which one is drawn. Raises ``ValueError`` if
+    the loss stops being finite.
     """
     positive_int("epochs", epochs)
     positive_int("batch_size", batch_size)
     positive_float("lr", lr)
+    images = _images("images", images)
+    labels = _labels("labels", labels, len(images))
+    seed = _int_seed(seed)
     teacher = DigitCNN(channels=channels, seed=seed)
     g = generator(seed)
     opt = torch.optim.Adam(
@@ -231,10 +307,19 @@ def train_teacher(
             for batch in order.split(batch_size):
                 x = shift_images(images[batch], max_shift, seed=g)
                 loss = F.cross_entropy(teacher(x), labels[batch])
+                _check_loss(loss, "train_teacher", lr)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
     return teacher.eval()
+
+
+def _check_loss(loss: torch.Tensor, who: str, lr: float) -> None:
+    if not bool(torch.isfinite(loss.detach())):
+        raise ValueError(
+            f"{who}: the training loss became {float(loss.detach())}; "
+            f"the weights diverged (try a smaller lr than {lr})"
+        )
 
 
 @dataclass
@@ -252,6 +337,10 @@ class StudentTask:
 
     ``init_seed`` fixes the student's initial weights: students with the
     same ``init_seed`` start from identical weights.
+
+    :meth:`check` (run by :func:`train_students`) refuses a task without
+    images, non-finite images or teacher logits, labels that are not
+    integer classes 0 to 9, and teacher logits that are not ``(n, 10)``.
     """
 
     images: torch.Tensor
@@ -263,16 +352,23 @@ class StudentTask:
     init_seed: int = 0
 
     def check(self) -> None:
-        """Raise ``ValueError`` if the task lacks what its method needs."""
+        """Raise ``ValueError`` if the task lacks what its method needs.
+
+        (``TypeError`` if ``images`` or ``teacher_logits`` is not a tensor.)
+        """
         if self.method not in METHODS:
             raise ValueError(
                 f"method must be one of {METHODS}, got {self.method!r}"
             )
-        n = len(self.images)
-        if self.images.shape[1:] != (8, 8):
+        n = len(_images("images", self.images))
+        if self.method == "soft":
+            positive_float("temperature", self.temperature)
+            probability("alpha", self.alpha)
+        if isinstance(self.init_seed, bool) or not isinstance(
+            self.init_seed, int
+        ):
             raise ValueError(
-                f"images must have shape (n, 8, 8), got "
-                f"{tuple(self.images.shape)}"
+                f"init_seed must be an int, got {self.init_seed!r}"
             )
         needs_labels = self.method == "scratch" or (
             self.method == "soft" and self.alpha < 1
@@ -283,12 +379,33 @@ class StudentTask:
             raise ValueError(
                 f"teacher_logits are needed by method {self.method!r}"
             )
-        for name in ("labels", "teacher_logits"):
-            value = getattr(self, name)
-            if value is not None and len(value) != n:
+        if self.labels is not None:
+            _labels("labels", self.labels, n)
+        v = self.teacher_logits
+        if v is not None:
+            if not isinstance(v, torch.Tensor):
+                raise TypeError(
+                    "teacher_logits must be a torch.Tensor of shape "
+                    f"(n, {CLASSES}), got {type(v).__name__}"
+                )
+            if not v.is_floating_point():
                 raise ValueError(
-                    f"{name} must have {n} rows (one per image), got "
-                    f"{len(value)}"
+                    "teacher_logits must hold floating-point logits, got "
+                    f"{v.dtype}"
+                )
+            if v.dim() != 2 or v.shape[1] != CLASSES:
+                raise ValueError(
+                    f"teacher_logits must have shape (n, {CLASSES}), one "
+                    f"logit per digit class, got {tuple(v.shape)}"
+                )
+            if len(v) != n:
+                raise ValueError(
+                    f"teacher_logits must have {n} rows (one per image), "
+                    f"got {len(v)}"
+                )
+            if not bool(torch.isfinite(v).all()):
+                raise ValueError(
+                    "teacher_logits must be finite, but hold NaN or inf"
                 )
 
 
@@ -386,6 +503,10 @@ def train_students(
     comparisons between them are paired. 3000 steps of 64 is 640 passes
     over 300 images: the students are trained to convergence, which the
     soft-target loss needs (it converges more slowly than cross-entropy).
+
+    ``seed``: an int, or a ``torch.Generator`` from which one is drawn.
+    Raises ``ValueError`` for a task that :meth:`StudentTask.check`
+    refuses, or if the loss stops being finite.
     """
     positive_int("steps", steps)
     positive_int("batch_size", batch_size)
@@ -393,11 +514,15 @@ def train_students(
     if not tasks:
         raise ValueError("tasks must hold at least one StudentTask")
     for task in tasks:
+        if not isinstance(task, StudentTask):
+            raise TypeError(
+                f"tasks must hold StudentTask objects, got "
+                f"{type(task).__name__}"
+            )
         task.check()
+    seed = _int_seed(seed)
     students = StudentMLPs([t.init_seed for t in tasks], hidden)
     opt = torch.optim.Adam(students.parameters(), lr=lr)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
 
     # Students that share a method, temperature and alpha share one call
     # of the loss; multiplying by the group size turns the loss's mean over
@@ -445,6 +570,7 @@ def train_students(
                     alpha=alpha,
                 )
             loss = loss + part * len(ks)
+        _check_loss(loss, "train_students", lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -455,6 +581,7 @@ class _RowStream:
     """Row numbers of ``n`` rows, in reshuffled passes, ``batch`` at a time."""
 
     def __init__(self, n: int, *, seed: int):
+        positive_int("n", n)  # with no rows, next() would never return
         self.n = n
         self.g = generator(seed * 100_003 + n)
         self.left = torch.empty(0, dtype=torch.long)
@@ -468,7 +595,16 @@ class _RowStream:
 
 
 def count_errors(logits: torch.Tensor, labels: torch.Tensor) -> int:
-    """How many rows of ``logits`` ``(n, 10)`` miss their label ``(n,)``."""
+    """How many rows of ``logits`` ``(n, 10)`` miss their label ``(n,)``.
+
+    ``labels`` must hold integer classes (float and bool are refused).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() < 1:
+        raise ValueError(
+            "logits must be a torch.Tensor of shape (n, classes), got "
+            f"{getattr(logits, 'shape', type(logits).__name__)}"
+        )
+    labels = long_tensor("labels", labels)
     if logits.shape[:-1] != labels.shape:
         raise ValueError(
             f"labels must have shape {tuple(logits.shape[:-1])}, got "
@@ -494,12 +630,37 @@ def prior_matching_shift(
     rows predicted as ``cls``, so bisection on ``[low, high]`` finds the
     smallest shift at which that share reaches ``share`` (the class's prior,
     assumed known: 1/10 for balanced digits). No label is used.
+
+    ``logits`` must be finite with at least one row; ``cls`` an int class;
+    ``low < high`` finite numbers; ``iterations`` an int >= 0.
     """
     probability("share", share)
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise ValueError(
+            "logits must be a floating-point torch.Tensor (n, classes), "
+            f"got {getattr(logits, 'dtype', type(logits).__name__)}"
+        )
+    if logits.dim() != 2 or len(logits) == 0 or logits.shape[1] == 0:
+        raise ValueError(
+            "logits must have shape (n, classes) with n >= 1 rows, got "
+            f"{tuple(logits.shape)}"
+        )
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits must be finite, but hold NaN or inf")
+    if isinstance(cls, bool) or not isinstance(cls, int):
+        raise ValueError(f"cls must be an int class id, got {cls!r}")
     if not 0 <= cls < logits.shape[-1]:
         raise ValueError(
             f"cls must lie in [0, {logits.shape[-1] - 1}], got {cls}"
         )
+    for name, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if not low < high:
+        raise ValueError(f"low must be below high, got {low} and {high}")
+    non_negative_int("iterations", iterations)
     onehot = F.one_hot(torch.tensor(cls), logits.shape[-1]).float()
 
     def predicted_share(delta: float) -> float:
@@ -536,11 +697,26 @@ def munge(
     deviation ``|difference| / spread``; other pixels are kept. Repeated
     ``copies`` times. ``images`` ``(n, 8, 8)`` in [0, 1]; returns
     ``(copies * n, 8, 8)``, clipped to [0, 1]. The new images carry no
-    label: a teacher labels them.
+    label: a teacher labels them. ``images`` must be a finite real tensor
+    with at least 2 images, so that each has a neighbour.
     """
     positive_int("copies", copies)
     probability("swap", swap)
     positive_float("spread", spread)
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(
+            f"images must be a torch.Tensor (n, 8, 8), got "
+            f"{type(images).__name__}"
+        )
+    if images.dim() < 2 or len(images) < 2 or images[0].numel() == 0:
+        raise ValueError(
+            "images must hold at least 2 non-empty images (each needs a "
+            f"nearest neighbour), got shape {tuple(images.shape)}"
+        )
+    if images.dtype == torch.bool or images.is_complex():
+        raise ValueError(f"images must hold pixel values, got {images.dtype}")
+    if not bool(torch.isfinite(images.float()).all()):
+        raise ValueError("images must be finite, but hold NaN or inf")
     g = generator(seed)
     flat = images.reshape(len(images), -1).float()  # (n, 64)
     distances = torch.cdist(flat, flat)

@@ -13,6 +13,7 @@ from distill_lessons.digits import (
     prior_matching_shift,
     shift_images,
     train_students,
+    train_teacher,
 )
 
 
@@ -144,3 +145,151 @@ def test_munge_draws_pixels_between_an_image_and_its_neighbour():
     # image 0 becomes its neighbour's 0.5 and the other way round
     assert torch.allclose(made[0::2], torch.full((50, 8, 8), 0.5), atol=1e-5)
     assert torch.allclose(made[1::2], torch.zeros(50, 8, 8), atol=1e-5)
+
+
+# ------------------------------------------------------------ bad input
+
+NAN = float("nan")
+
+
+def test_a_task_without_images_is_refused_instead_of_hanging():
+    task = StudentTask(
+        torch.zeros(0, 8, 8), labels=torch.zeros(0, dtype=torch.long)
+    )
+    with pytest.raises(ValueError, match="images must hold at least 1"):
+        train_students([task], steps=1, seed=0)
+
+
+def test_non_finite_teacher_logits_are_refused():
+    v = torch.zeros(4, 10)
+    v[2, 3] = NAN
+    task = StudentTask(torch.zeros(4, 8, 8), None, v, method="logit_mse")
+    with pytest.raises(ValueError, match="teacher_logits must be finite"):
+        train_students([task], steps=1, seed=0)
+
+
+def test_a_diverging_student_stops_with_an_error():
+    split = digit_splits(0)
+    task = StudentTask(split.train_images, split.train_labels)
+    with pytest.raises(ValueError, match="diverged"):
+        train_students([task], steps=50, lr=1e30, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("images", "labels", "match"),
+    [
+        (torch.zeros(4, 8, 8), torch.zeros(2, dtype=torch.long), "4 rows"),
+        (torch.zeros(0, 8, 8), torch.zeros(0, dtype=torch.long), "at least"),
+        (torch.full((2, 8, 8), NAN), torch.zeros(2, dtype=torch.long), "NaN"),
+        (torch.zeros(2, 8, 8), torch.zeros(2), "integer"),
+        (torch.zeros(2, 8, 8), torch.tensor([0, 10]), r"\[0, 9\]"),
+        (torch.zeros(2, 64), torch.zeros(2, dtype=torch.long), "(n, 8, 8)"),
+    ],
+)
+def test_train_teacher_refuses_bad_images_or_labels(images, labels, match):
+    with pytest.raises(ValueError, match=match):
+        train_teacher(images, labels, epochs=1, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("labels", "logits", "match"),
+    [
+        (torch.tensor([0.0, 1.0]), None, "labels must hold integer"),
+        (torch.tensor([True, False]), None, "labels must hold integer"),
+        (torch.tensor([0, 12]), None, r"labels must be digit classes"),
+        (None, torch.zeros(2, 7), r"teacher_logits must have shape \(n, 10"),
+        (None, torch.zeros(2, 10, dtype=torch.long), "floating-point"),
+        (None, torch.zeros(3, 10), "teacher_logits must have 2 rows"),
+    ],
+)
+def test_student_task_check_refuses_bad_labels_or_logits(
+    labels, logits, match
+):
+    method = "scratch" if logits is None else "logit_mse"
+    task = StudentTask(torch.zeros(2, 8, 8), labels, logits, method=method)
+    with pytest.raises(ValueError, match=match):
+        task.check()
+
+
+def test_student_task_check_refuses_a_bad_temperature_or_alpha():
+    v = torch.zeros(2, 10)
+    with pytest.raises(ValueError, match="temperature"):
+        StudentTask(torch.zeros(2, 8, 8), None, v, "soft", 0.0).check()
+    with pytest.raises(ValueError, match="alpha"):
+        StudentTask(torch.zeros(2, 8, 8), None, v, "soft", 1.0, 2.0).check()
+
+
+def test_seeds_may_be_generators():
+    images = torch.rand(8, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(8)
+    task = StudentTask(images, labels)
+    a = train_students([task], steps=3, seed=torch.Generator().manual_seed(5))
+    b = train_students([task], steps=3, seed=torch.Generator().manual_seed(5))
+    pairs = zip(a.parameters(), b.parameters(), strict=True)
+    assert all(torch.equal(x, y) for x, y in pairs)
+    g = torch.Generator().manual_seed(5)
+    one = train_teacher(images, labels, epochs=1, channels=(2, 2), seed=g)
+    assert one(images).shape == (8, 10)
+    split = digit_splits(torch.Generator().manual_seed(1))
+    again = digit_splits(torch.Generator().manual_seed(1))
+    assert torch.equal(split.train_labels, again.train_labels)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": -1}, r"seed must be an int in \[0, 4294967295\]"),
+        ({"seed": 2**32}, "seed must be an int in"),
+        ({"seed": 1.5}, "seed must be an int or a torch.Generator"),
+        ({"seed": 0, "n_train": 9}, "n_train must be >= 10"),
+        ({"seed": 0, "n_test": 9}, "n_test must be >= 10"),
+        ({"seed": 0, "n_train": 300, "n_test": 1488}, "at most 1787"),
+    ],
+)
+def test_digit_splits_refuses_what_scikit_learn_would(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        digit_splits(**kwargs)
+
+
+def test_digit_splits_keeps_ten_images_in_the_pool_at_the_limit():
+    split = digit_splits(0, n_train=300, n_test=1487)
+    assert len(split.pool_labels) == 1797 - 300 - 1487 == 10
+
+
+@pytest.mark.parametrize(
+    ("logits", "cls", "kwargs", "match"),
+    [
+        (torch.zeros(5, 10), 2.5, {}, "cls must be an int"),
+        (torch.zeros(5, 10), True, {}, "cls must be an int"),
+        (torch.zeros(0, 10), 2, {}, "n >= 1 rows"),
+        (torch.zeros(5, 10), 2, {"iterations": -5}, "iterations"),
+        (torch.zeros(5, 10), 2, {"low": NAN}, "low must be finite"),
+        (torch.zeros(5, 10), 2, {"low": 5.0, "high": 1.0}, "below high"),
+        (torch.full((5, 10), NAN), 2, {}, "logits must be finite"),
+        (torch.zeros(5, 10, dtype=torch.long), 2, {}, "floating-point"),
+    ],
+)
+def test_prior_matching_shift_refuses_bad_arguments(
+    logits, cls, kwargs, match
+):
+    with pytest.raises(ValueError, match=match):
+        prior_matching_shift(logits, cls, **kwargs)
+
+
+def test_munge_refuses_too_few_or_non_finite_images():
+    with pytest.raises(ValueError, match="at least 2"):
+        munge(torch.zeros(0, 8, 8), 1, seed=0)
+    with pytest.raises(ValueError, match="at least 2"):
+        munge(torch.zeros(1, 8, 8), 1, seed=0)
+    with pytest.raises(ValueError, match="finite"):
+        munge(torch.full((3, 8, 8), NAN), 1, seed=0)
+    with pytest.raises(TypeError, match="images"):
+        munge([[0.0]], 1, seed=0)
+
+
+def test_count_errors_refuses_float_or_bool_labels():
+    logits = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="labels"):
+        count_errors(logits, torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="labels"):
+        count_errors(logits, torch.tensor([True, False]))
