@@ -183,3 +183,21 @@ def test_a_learned_world_model_predicts_the_tiny_map_exactly():
     data = gw.random_interaction(env, 1500, seed=0)
     net = gw.train_world_model(env, data, hidden=32, updates=400, seed=0)
     assert gw.world_model_accuracy(net, env) == 1.0
+
+
+def test_cloning_only_successes_refuses_data_without_a_success():
+    env = gw.GridWorld("S#G", max_steps=3)
+    data = gw.random_interaction(env, 30, seed=0)
+    assert data.rewards.sum() == 0  # the wall makes the goal unreachable
+    with pytest.raises(ValueError, match="no step"):
+        gw.hindsight_cloning(env, data, successes_only=True, seed=0)
+
+
+def test_hindsight_cloning_learns_the_only_way_in_a_corridor():
+    env = gw.GridWorld("S..G", starts="free", goals="free", max_steps=6)
+    data = gw.random_interaction(env, 600, seed=0)
+    net = gw.hindsight_cloning(env, data, hidden=16, updates=300, seed=0)
+    with torch.no_grad():
+        act = net.policy(torch.tensor([0, 1, 2]), torch.tensor([3, 3, 3]))
+    # in a one-row corridor the goal to the right is reached by moving right
+    assert act.argmax(-1).tolist() == [RIGHT, RIGHT, RIGHT]
