@@ -72,6 +72,32 @@ def _check_cell(cell: object) -> str:
     return cell  # type: ignore[return-value]
 
 
+def _int_seed(seed: int | torch.Generator) -> int:
+    """An int seed unchanged, or a fresh int drawn from a ``Generator``."""
+    if isinstance(seed, torch.Generator):
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=seed))
+    generator(seed)  # refuses what is neither an int nor a Generator
+    return seed
+
+
+def _flag(name: str, value: object) -> bool:
+    """``value`` if it is a real bool (``"no"`` is truthy, so refused)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _finite_number(name: str, value: object, *, low: float | None = None):
+    """``value`` as a float if it is a finite number (``>= low``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return float(value)
+
+
 def _check_truncation(truncation: object) -> int | None:
     if truncation is None:
         return None
@@ -303,8 +329,10 @@ class LongLagConfig:
         positive_int("chunker_hidden", self.chunker_hidden)
         _check_cell(self.cell)
         _check_truncation(self.truncation)
-        if not self.imitation >= 0:
-            raise ValueError(f"imitation must be >= 0, got {self.imitation!r}")
+        _flag("chunker", self.chunker)
+        _flag("time_code", self.time_code)
+        _finite_number("imitation", self.imitation, low=0)
+        _finite_number("forget_bias", self.forget_bias)
         positive_float("lr", self.lr)
         positive_float("clip", self.clip)
         probability("tolerance", self.tolerance)
@@ -663,7 +691,7 @@ def train_long_lag(
     *,
     seeds: int,
     sequences: int,
-    seed: int = 0,
+    seed: int | torch.Generator = 0,
     eval_every: int | None = None,
     stop_when_solved: bool | str = False,
     family: int | None = None,
@@ -681,15 +709,35 @@ def train_long_lag(
     picks one of the two families of :func:`two_family_episodes`;
     ``system`` continues training an existing system; ``rehearse(g)``
     returns a batch of old episodes to rehearse at each update.
+
+    ``seed``: an int (the system is drawn from ``seed`` and the episodes
+    from ``seed + 1000``) or a ``torch.Generator``, which draws both.
+    ``eval_every`` must be ``None`` or an int >= 1; ``stop_when_solved``
+    ``False``, ``True`` or ``"chunker"``.
     """
     import time
 
     config.check()
     positive_int("seeds", seeds)
     positive_int("sequences", sequences)
+    if eval_every is not None:
+        positive_int("eval_every", eval_every)
+    if not (
+        isinstance(stop_when_solved, bool) or stop_when_solved == "chunker"
+    ):
+        raise ValueError(
+            "stop_when_solved must be False, True or 'chunker', got "
+            f"{stop_when_solved!r}"
+        )
+    if isinstance(seed, torch.Generator):
+        g = seed
+    else:
+        generator(seed)  # refuses what is neither an int nor a Generator
+        g = None
     if system is None:
         system = LongLagSystem(config, seeds=seeds, seed=seed)
-    g = generator(seed + 1000)
+    if g is None:
+        g = generator(seed + 1000)
     updates = max(1, sequences // config.batch)
     every = eval_every or max(1, updates // 80)
     ev_sym, ev_tgt = _eval_set(config.lag, seeds, config.noise, family)
@@ -784,7 +832,7 @@ def forgetting_run(
     seeds: int = 5,
     first: int = 4000,
     second: int = 4000,
-    seed: int = 0,
+    seed: int | torch.Generator = 0,
     batch: int = 16,
 ) -> ForgettingResult:
     """A masters family 0 with the chunker, then absorbs family 1.
@@ -794,9 +842,12 @@ def forgetting_run(
     ``second`` episodes: once plainly, once rehearsing family 0 (A's own
     next-symbol and target losses on a replayed batch of old episodes each
     update). Both copies start from the same weights and see the same
-    family-1 episodes, so they differ only in the rehearsal.
+    family-1 episodes, so they differ only in the rehearsal. ``seed``: an
+    int, or a ``torch.Generator`` from which one is drawn.
     """
     import copy
+
+    seed = _int_seed(seed)
 
     cfg = LongLagConfig(lag=lag, batch=batch, vocab_size=2 * lag + 2)
     base = train_long_lag(
@@ -870,10 +921,35 @@ def sentence_stream(
     letter and followed by a space, each sentence by a full stop and a
     space. So letters are predictable inside a word, words inside a
     sentence, and only the choice of the next sentence is a coin toss.
+
+    ``sentences`` must be a non-empty list of non-empty lists of words
+    (non-empty strings): ``["fat cat"]`` or ``["ab", "cd"]`` (strings in
+    place of lists of words) is refused, not spelled out letter by letter.
     """
     positive_int("length", length)
-    if not sentences or any(not s for s in sentences):
-        raise ValueError("sentences must be non-empty lists of words")
+    if isinstance(sentences, (str, bytes)) or not isinstance(
+        sentences, Sequence
+    ):
+        raise ValueError(
+            "sentences must be a list of sentences, each a list of words, "
+            f"got {type(sentences).__name__}"
+        )
+    if not sentences:
+        raise ValueError("sentences must hold at least one sentence")
+    for s in sentences:
+        if isinstance(s, (str, bytes)) or not isinstance(s, Sequence):
+            raise ValueError(
+                "sentences must hold lists of words, got "
+                f"{type(s).__name__} {s!r:.40}; write "
+                f"{str(s).split()!r:.40} for a sentence of words"
+            )
+        if not s or any(not isinstance(w, str) or not w for w in s):
+            raise ValueError(
+                "sentences must be non-empty lists of words (non-empty "
+                f"strings), got {s!r:.60}"
+            )
+    if not isinstance(end, str):
+        raise ValueError(f"end must be a string, got {end!r}")
     g = generator(seed)
     texts = [" ".join(s) + end for s in sentences]
     out: list[str] = []
@@ -951,6 +1027,8 @@ class HistoryCompressor:
     :meth:`compress` / :meth:`decompress` code a sequence losslessly: the
     top level's events plus each level's time stamps; decoding replays the
     frozen levels from the top down.
+
+    ``seed``: an int, or a ``torch.Generator`` from which one is drawn.
     """
 
     def __init__(
@@ -961,14 +1039,14 @@ class HistoryCompressor:
         max_levels: int = 3,
         gaps: int = 8,
         cell: str = "rnn",
-        seed: int = 0,
+        seed: int | torch.Generator = 0,
     ):
         self.vocab_size = positive_int("vocab_size", vocab_size)
         self.hidden = positive_int("hidden", hidden)
         self.max_levels = positive_int("max_levels", max_levels)
         self.gaps = positive_int("gaps", gaps)
         self.cell = _check_cell(cell)
-        self.seed = seed
+        self.seed = _int_seed(seed)
         self.levels: list[_LevelNet] = []
         self.fractions: list[float] = []
 
@@ -1116,6 +1194,17 @@ class HistoryCompressor:
         Uses only the top level's symbols and every level's time stamps:
         each level's symbols are decoded by the level above it.
         """
+        if not self.levels:
+            raise ValueError("fit() must run before decompress()")
+        if isinstance(codes, Compressed) or not isinstance(codes, Sequence):
+            raise ValueError(
+                "codes must be the list of Compressed that compress() "
+                f"returns, got {type(codes).__name__}"
+            )
+        if not all(isinstance(c, Compressed) for c in codes):
+            raise ValueError(
+                "codes must hold Compressed codes, as compress() returns"
+            )
         if len(codes) != len(self.levels):
             raise ValueError(
                 f"codes must hold {len(self.levels)} levels, got {len(codes)}"

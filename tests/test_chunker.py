@@ -269,3 +269,106 @@ def test_first_level_events_are_word_starts(hierarchy):
     # trained first level may only be surprised where a word begins.
     starts = {0} | {i + 1 for i, ch in enumerate(text) if ch == " "}
     assert set(first.times) <= starts
+
+
+# -- bad input found by testing ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"imitation": float("inf")}, "imitation"),
+        ({"imitation": float("nan")}, "imitation"),
+        ({"imitation": "10"}, "imitation"),
+        ({"forget_bias": float("nan")}, "forget_bias"),
+        ({"forget_bias": float("-inf")}, "forget_bias"),
+        ({"chunker": "no"}, "chunker must be True or False"),
+        ({"chunker": 1}, "chunker must be True or False"),
+        ({"time_code": "yes"}, "time_code must be True or False"),
+    ],
+)
+def test_config_refuses_non_finite_weights_and_non_bool_flags(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        LongLagConfig(**kwargs).check()
+
+
+def test_train_long_lag_takes_a_generator_as_seed():
+    config = LongLagConfig(lag=3, batch=4)
+
+    def run():
+        g = torch.Generator().manual_seed(7)
+        return train_long_lag(config, seeds=1, sequences=16, seed=g)
+
+    a, b = run(), run()
+    assert a.sequences == b.sequences == [0, 4, 8, 12, 16]
+    for key in a.curves:
+        assert torch.equal(a.curves[key], b.curves[key])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"eval_every": -1}, "eval_every"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"eval_every": 2.5}, "eval_every"),
+        ({"stop_when_solved": "automatiser"}, "stop_when_solved"),
+        ({"stop_when_solved": "yes"}, "stop_when_solved"),
+        ({"stop_when_solved": 1}, "stop_when_solved"),
+        ({"seed": 1.5}, "seed"),
+    ],
+)
+def test_train_long_lag_refuses_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        train_long_lag(LongLagConfig(lag=3), seeds=1, sequences=16, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "sentences",
+    [
+        ["ab", "cd"],
+        "fat cat sat",
+        [["fat", "cat"], "rat bat"],
+        [],
+        [[]],
+        [["fat", ""]],
+        [["fat", 3]],
+        None,
+    ],
+)
+def test_sentence_stream_refuses_what_is_not_lists_of_words(sentences):
+    with pytest.raises(ValueError, match="sentences"):
+        sentence_stream(10, sentences=sentences, seed=0)
+
+
+def test_sentence_stream_needs_a_string_end():
+    with pytest.raises(ValueError, match="end"):
+        sentence_stream(10, sentences=SENTENCES, end=None, seed=0)
+
+
+def test_sentence_stream_spells_lists_of_words():
+    # one sentence: "ab cd" then the end ". "
+    assert sentence_stream(9, sentences=[["ab", "cd"]], seed=0) == list(
+        "ab cd. ab"
+    )
+
+
+def test_decompress_before_fit_says_to_call_fit_first():
+    comp = HistoryCompressor(4)
+    with pytest.raises(ValueError, match=r"fit\(\) must run"):
+        comp.decompress([])
+
+
+def test_decompress_refuses_codes_that_compress_did_not_make(hierarchy):
+    comp, _ = hierarchy
+    with pytest.raises(ValueError, match="codes"):
+        comp.decompress("abc")
+    with pytest.raises(ValueError, match="codes"):
+        comp.decompress([1] * len(comp.levels))
+
+
+def test_history_compressor_takes_a_generator_as_seed():
+    a = HistoryCompressor(4, seed=torch.Generator().manual_seed(3))
+    b = HistoryCompressor(4, seed=torch.Generator().manual_seed(3))
+    assert isinstance(a.seed, int) and a.seed == b.seed
+    with pytest.raises(ValueError, match="seed"):
+        HistoryCompressor(4, seed="0")
