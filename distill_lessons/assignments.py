@@ -12,6 +12,10 @@ book's page for instructors (``book/instructors.md``) explains the use::
 
     python -m distill_lessons.assignments build OUTDIR [--force]
         [--notebooks PATH ...]
+    python -m distill_lessons.assignments grade PATH [PATH ...]
+
+``grade`` runs handed-in notebooks and counts the check cells that pass,
+for teachers who grade without nbgrader.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
     "Built",
     "build",
     "default_notebooks",
+    "grade",
     "instructor_notebook",
     "main",
     "student_notebook",
@@ -374,6 +379,75 @@ def build(
     return Built(written_student, written_instructor, solutions, checks)
 
 
+@dataclass(frozen=True)
+class Grade:
+    """The checks of one executed notebook.
+
+    ``failed`` lists the failing check cells, counted from 1 among all
+    cells; ``error`` is set when the notebook could not be run at all.
+    """
+
+    notebook: Path
+    passed: int
+    total: int
+    failed: list[int]
+    error: str = ""
+
+
+def grade(paths: Sequence[Path | str], *, timeout: int = 600) -> list[Grade]:
+    """Run each notebook in a fresh kernel and count its passing checks.
+
+    Every cell runs, even after an error (as a student's half-finished
+    notebook needs); a check cell passes when it raises nothing. The kernel
+    starts in the notebook's own folder. ``timeout`` is in seconds per cell.
+    Raises ``ValueError`` for paths that are not notebooks or folders of
+    them, or ``timeout`` < 1.
+    """
+    from nbclient import NotebookClient
+
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int)
+        or timeout < 1
+    ):
+        raise ValueError(f"timeout must be an integer >= 1, got {timeout!r}")
+    notebooks = _expand(paths)
+    if not notebooks:
+        raise ValueError("paths: no .ipynb files found")
+    grades = []
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        checks = [
+            i for i, c in enumerate(nb.cells, 1) if CHECK_TAG in _tags(c)
+        ]
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": str(path.parent.resolve())}},
+        )
+        try:
+            client.execute()
+        except Exception as err:  # a dead kernel or a timeout: no points
+            grades.append(
+                Grade(path, 0, len(checks), checks, f"{type(err).__name__}")
+            )
+            continue
+        failed = [
+            i
+            for i in checks
+            if any(
+                out.get("output_type") == "error"
+                for out in nb.cells[i - 1].get("outputs", [])
+            )
+        ]
+        grades.append(
+            Grade(path, len(checks) - len(failed), len(checks), failed)
+        )
+    return grades
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -410,7 +484,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="nbgrader points for each check cell (default: 1)",
     )
+    cmd = commands.add_parser(
+        "grade",
+        help="run notebooks and count the check cells that pass",
+        description=(
+            "Run each notebook in a fresh kernel, going on after errors, "
+            "and print how many of its exercise-check cells pass."
+        ),
+    )
+    cmd.add_argument(
+        "paths", nargs="+", type=Path, help="notebooks or folders"
+    )
+    cmd.add_argument(
+        "--timeout",
+        type=int,
+        default=600,
+        help="seconds allowed for one cell (default: 600)",
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "grade":
+        try:
+            grades = grade(args.paths, timeout=args.timeout)
+        except ValueError as err:
+            sys.stderr.write(f"error: {err}\n")
+            return 2
+        lines = ["| notebook | checks passed | failing check cells |"]
+        lines.append("|---|---|---|")
+        for g in grades:
+            failing = ", ".join(map(str, g.failed)) or "none"
+            if g.error:
+                failing += f" (stopped: {g.error})"
+            lines.append(
+                f"| {g.notebook} | {g.passed} of {g.total} | {failing} |"
+            )
+        sys.stdout.write("\n".join(lines) + "\n")
+        return 0
 
     try:
         built = build(

@@ -410,6 +410,35 @@ def test_nbval_would_catch_a_student_stub_without_the_raises_tag(tmp_path):
     assert nbval([path], tmp_path).returncode != 0
 
 
+# --- grading without nbgrader ---------------------------------------------
+
+
+def test_grading_counts_checks_that_pass_in_each_notebook(tmp_path, capsys):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    built = build(tmp_path / "out", [src])
+    half = student_notebook(small_chapter())
+    half.cells[5].source = "def double(x):\n    return x + x"
+    handed_in = write(half, tmp_path / "alice.ipynb")
+    grades = assignments.grade(
+        [built.student[0], built.instructor[0], handed_in]
+    )
+    # Checks are cells 7 and 10 of the small chapter.
+    assert [(g.passed, g.total, g.failed) for g in grades] == [
+        (0, 2, [7, 10]),
+        (2, 2, []),
+        (1, 2, [10]),
+    ]
+    assert assignments.main(["grade", str(handed_in)]) == 0
+    assert "| 1 of 2 | 10 |" in capsys.readouterr().out
+
+
+def test_grading_refuses_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="no .ipynb files"):
+        assignments.grade([tmp_path])
+    with pytest.raises(ValueError, match="timeout must be"):
+        assignments.grade([tmp_path], timeout=0)
+
+
 # --- the real chapters ---------------------------------------------------
 
 
