@@ -53,29 +53,15 @@ def tiny_gpt(
     n_heads: int = 4,
     seed: int,
 ) -> TinyGPT:
-    """A :class:`TinyGPT` with PyTorch's default initialisation, seeded.
-
-    The default layer initialisation (uniform, scaled by fan-in; unit normal
-    embeddings) is larger than ``TinyGPT``'s own N(0, 0.02); on the running
-    sum of chapters 7 and 8 it learns the trace in about half the steps.
-    """
-    # The layers draw from the global generator (at construction and
-    # here); fork it so that building a model never changes the random
-    # numbers of the caller.
-    with torch.random.fork_rng(devices=[]):
-        model = TinyGPT(
-            vocab_size,
-            context=context,
-            d_model=d_model,
-            n_layers=n_layers,
-            n_heads=n_heads,
-            seed=seed,
-        )
-        torch.manual_seed(seed)
-        for module in model.modules():
-            if module is not model and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-    return model
+    """A :class:`TinyGPT` for the running-sum tasks, drawn from ``seed``."""
+    return TinyGPT(
+        vocab_size,
+        context=context,
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        seed=seed,
+    )
 
 
 def completion_targets(seqs: torch.Tensor, prompt_len: int) -> torch.Tensor:

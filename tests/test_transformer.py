@@ -77,13 +77,26 @@ def test_the_same_seed_builds_the_same_net():
         assert not torch.equal(a(x), c(x))
 
 
-def test_fresh_weights_are_small_and_biases_zero():
+def test_fresh_weights_follow_pytorchs_default_rules():
     model = small()
-    for name, p in model.named_parameters():
-        if name.endswith("bias"):
-            assert torch.count_nonzero(p) == 0, name
-    # N(0, 0.02): the sample std of the head's 352 weights is near 0.02
-    assert 0.015 < float(model.head.weight.detach().std()) < 0.025
+    fan_in = model.d_model
+    bound = fan_in**-0.5
+    head = model.head.weight.detach()
+    # Linear layers: uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], whose
+    # standard deviation is bound / sqrt(3).
+    assert float(head.abs().max()) <= bound
+    assert abs(float(head.std()) - bound / 3**0.5) < 0.25 * bound / 3**0.5
+    # Embeddings: unit normal. Layer norms: weight one, bias zero.
+    assert 0.8 < float(model.tok.weight.detach().std()) < 1.2
+    assert torch.equal(model.ln_f.weight, torch.ones(fan_in))
+    assert torch.count_nonzero(model.ln_f.bias) == 0
+
+
+def test_building_a_model_leaves_the_global_generator_alone():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    small(seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_gradients_flow_to_every_weight():
