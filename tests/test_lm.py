@@ -160,3 +160,105 @@ def test_teacher_cache_holds_the_teachers_logits_for_each_batch():
     torch.testing.assert_close(
         cache[1].float(), expected, rtol=2e-3, atol=2e-3
     )
+
+
+def test_bits_count_only_the_positions_that_are_not_ignored():
+    # A uniform model over 4 tokens costs 2 bits at every graded position,
+    # however many targets are -100.
+    model = lm.make_model(4, TINY, context=4)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    x = torch.zeros(2, 4, dtype=torch.long)
+    y = torch.tensor([[1, -100, 2, -100], [-100, -100, 3, 0]])
+    assert lm.bits_per_token(model, x, y) == pytest.approx(2.0, rel=1e-6)
+
+
+def test_bits_refuse_targets_that_are_all_ignored_or_empty():
+    model = lm.make_model(5, TINY, context=4)
+    with pytest.raises(ValueError, match="targets must hold at least one"):
+        lm.bits_per_token(
+            model,
+            torch.zeros(2, 4, dtype=torch.long),
+            torch.full((2, 4), -100),
+        )
+    empty = torch.zeros(0, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="targets must hold at least one"):
+        lm.bits_per_token(model, empty, empty)
+
+
+def test_make_model_takes_a_generator_seed():
+    a = lm.make_model(
+        7, TINY, context=8, seed=torch.Generator().manual_seed(1)
+    )
+    b = lm.make_model(
+        7, TINY, context=8, seed=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(a.tok.weight, b.tok.weight)
+
+
+def test_teacher_cache_refuses_a_dtype_that_is_not_floating_point():
+    ids = periodic()
+    starts = text.batch_starts(
+        len(ids), steps=2, batch_size=2, context=8, seed=0
+    )
+    teacher = lm.make_model(4, TINY, context=8)
+    for dtype in (torch.long, torch.bool):
+        with pytest.raises(ValueError, match="dtype must be a floating"):
+            lm.cache_teacher(teacher, ids, starts, dtype=dtype)
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        lm.cache_teacher(teacher, ids, starts, dtype="float16")
+
+
+def test_teacher_cache_refuses_logits_beyond_half_precision():
+    ids = periodic()
+    starts = text.batch_starts(
+        len(ids), steps=2, batch_size=2, context=8, seed=0
+    )
+    teacher = lm.make_model(4, TINY, context=8)
+    with torch.no_grad():
+        teacher.head.weight.zero_()
+        teacher.head.bias.fill_(70000.0)  # every logit 70000 > 65504
+    with pytest.raises(ValueError, match="pass dtype=torch.float32"):
+        lm.cache_teacher(teacher, ids, starts)
+    cache = lm.cache_teacher(teacher, ids, starts, dtype=torch.float32)
+    assert (cache == 70000.0).all()
+
+
+def _tiny_run(**kwargs):
+    ids = periodic()
+    starts = text.batch_starts(
+        len(ids), steps=2, batch_size=2, context=8, seed=0
+    )
+    model = kwargs.pop("model", None) or lm.make_model(4, TINY, context=8)
+    starts = kwargs.pop("starts", starts)
+    return lm.train_lm(model, ids, starts, lr=1e-3, **kwargs)
+
+
+def test_a_callback_needs_every_of_at_least_one():
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        _tiny_run(callback=lambda done: done, every=0)
+    with pytest.raises(ValueError, match="every must be"):
+        _tiny_run(callback=lambda done: done, every=-1)
+
+
+def test_a_loss_that_is_not_a_scalar_is_refused():
+    with pytest.raises(ValueError, match="loss must return a scalar"):
+        _tiny_run(loss=lambda step, logits, targets: logits.mean(-1))
+
+
+def test_weight_decay_must_be_a_number():
+    with pytest.raises(ValueError, match="weight_decay must be a number"):
+        _tiny_run(weight_decay="0.1")
+
+
+def test_empty_starts_are_refused():
+    with pytest.raises(ValueError, match="starts must hold at least one"):
+        _tiny_run(starts=torch.zeros(0, 2, dtype=torch.long))
+
+
+def test_training_refuses_a_model_without_a_context_window():
+    from distill_lessons.models import RNNPredictor
+
+    with pytest.raises(TypeError, match="model must be a TinyGPT"):
+        _tiny_run(model=RNNPredictor(4))
