@@ -125,3 +125,87 @@ def test_the_teacher_dataset_keeps_only_what_the_checker_accepts():
     assert torch.equal(seqs[:, 0], prompts[kept, 0])
     # A third of uniform draws is a 2: 100 expected, sd about 8.
     assert 60 < int(kept.sum()) < 140
+
+
+def test_a_prompt_and_n_new_beyond_the_context_are_refused_up_front():
+    model = small_gpt()  # context 16
+    model.train()
+    # 10 prompt tokens + 8 new read 10 + 7 = 17 positions > 16
+    with pytest.raises(ValueError, match="n_new=8 .* context 16"):
+        generate(model, torch.zeros(2, 10).long(), 8)
+    assert model.training
+    # 10 + 7 new read exactly 16 positions: allowed
+    assert generate(model, torch.zeros(2, 10).long(), 7).shape == (2, 7)
+
+
+def test_the_training_mode_is_restored_when_generation_fails():
+    class Fails(FixedNextToken):
+        def forward(self, ids, cache=None):
+            raise RuntimeError("broken model")
+
+    model = Fails([0.0, 1.0])
+    model.train()
+    with pytest.raises(RuntimeError, match="broken model"):
+        generate(model, torch.zeros(2, 2).long(), 3)
+    assert model.training
+
+
+def test_a_temperature_that_overflows_the_logits_is_refused():
+    model = FixedNextToken([0.0, 3.0])
+    with pytest.raises(ValueError, match="temperature=1e-45 is too small"):
+        generate(model, torch.zeros(2, 1).long(), 2, temperature=1e-45)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("greedy", [True, False])
+def test_logits_that_are_not_finite_are_refused(bad, greedy):
+    model = FixedNextToken([bad, 1.0, 0.0])
+    with pytest.raises(ValueError, match="NaN or \\+inf"):
+        generate(model, torch.zeros(2, 1).long(), 2, greedy=greedy)
+
+
+def test_a_logit_of_minus_infinity_is_a_token_never_drawn():
+    model = FixedNextToken([float("-inf"), 0.0])
+    out = generate(model, torch.zeros(50, 1).long(), 2, seed=0)
+    assert (out == 1).all()
+
+
+def test_a_model_without_a_cache_asks_for_use_cache_false():
+    from distill_lessons.models import RNNPredictor
+
+    model = RNNPredictor(5)
+    with pytest.raises(ValueError, match="pass use_cache=False"):
+        generate(model, torch.zeros(2, 3).long(), 2)
+    assert generate(
+        model, torch.zeros(2, 3).long(), 2, use_cache=False
+    ).shape == (
+        2,
+        2,
+    )
+
+
+def test_the_teacher_dataset_refuses_no_prompts():
+    model = FixedNextToken([0.0, 1.0])
+    with pytest.raises(ValueError, match="prompts must hold at least one"):
+        teacher_dataset(model, torch.zeros(0, 2).long(), 2)
+
+
+@pytest.mark.parametrize(
+    "verdict", [lambda c: c[:, 0], lambda c: c[:, 0].float() * 0.5]
+)
+def test_accept_must_return_bools(verdict):
+    model = FixedNextToken([0.0, 1.0])
+    with pytest.raises(ValueError, match="accept must return bools"):
+        teacher_dataset(model, torch.zeros(4, 1).long(), 2, accept=verdict)
+
+
+def test_accept_may_return_a_list_of_bools():
+    model = FixedNextToken([0.0, 1.0])  # greedy: always token 1
+    seqs, kept = teacher_dataset(
+        model,
+        torch.zeros(3, 1).long(),
+        2,
+        accept=lambda c: [True, False, True],
+    )
+    assert kept.tolist() == [True, False, True]
+    assert seqs.tolist() == [[0, 1, 1], [0, 1, 1]]
