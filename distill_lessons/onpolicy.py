@@ -64,13 +64,8 @@ def tiny_gpt(
     )
 
 
-def completion_targets(seqs: torch.Tensor, prompt_len: int) -> torch.Tensor:
-    """Next-token targets ``(batch, time - 1)``, -100 on the prompt.
-
-    Position ``t`` of a model's output predicts token ``t + 1``; only the
-    tokens after the prompt are graded, so the first ``prompt_len - 1``
-    targets are set to -100 (ignored by ``F.cross_entropy``).
-    """
+def _check_seqs(seqs: torch.Tensor, prompt_len: int) -> torch.Tensor:
+    """``seqs`` as long ids ``(batch, time)``, with 1 <= prompt_len < time."""
     seqs = long_tensor("seqs", seqs, dims=2)
     positive_int("prompt_len", prompt_len)
     if prompt_len >= seqs.shape[1]:
@@ -78,6 +73,17 @@ def completion_targets(seqs: torch.Tensor, prompt_len: int) -> torch.Tensor:
             f"prompt_len must be < sequence length {seqs.shape[1]}, "
             f"got {prompt_len}"
         )
+    return seqs
+
+
+def completion_targets(seqs: torch.Tensor, prompt_len: int) -> torch.Tensor:
+    """Next-token targets ``(batch, time - 1)``, -100 on the prompt.
+
+    Position ``t`` of a model's output predicts token ``t + 1``; only the
+    tokens after the prompt are graded, so the first ``prompt_len - 1``
+    targets are set to -100 (ignored by ``F.cross_entropy``).
+    """
+    seqs = _check_seqs(seqs, prompt_len)
     targets = seqs[:, 1:].clone()  # (batch, time - 1)
     targets[:, : prompt_len - 1] = -100
     return targets
@@ -178,6 +184,15 @@ def _completion_logits(
     return logits[:, prompt_len - 1 :].flatten(0, 1)
 
 
+def _same_vocabulary(student_logits, teacher_logits) -> None:
+    if student_logits.shape[-1] != teacher_logits.shape[-1]:
+        raise ValueError(
+            "student and teacher must share one vocabulary: the student "
+            f"gives {student_logits.shape[-1]} logits per position, the "
+            f"teacher {teacher_logits.shape[-1]}"
+        )
+
+
 def on_policy_loss(
     student: nn.Module,
     teacher: nn.Module,
@@ -197,9 +212,10 @@ def on_policy_loss(
     are data, as in Agarwal et al., 2024). Teacher and student then read the
     same sequences and ``divergence(student_logits, teacher_logits)``, both
     ``(tokens, vocab)``, is taken over the completion positions. The
-    teacher gets no gradient.
+    teacher gets no gradient. The student's training mode is left as it
+    was.
     """
-    seqs = long_tensor("seqs", seqs, dims=2)
+    seqs = _check_seqs(seqs, prompt_len)
     if own_samples:
         n_new = seqs.shape[1] - prompt_len
         completions = generate(
@@ -210,10 +226,10 @@ def on_policy_loss(
             seed=seed,
         )  # (batch, n_new), ints from a no-grad loop
         seqs = torch.cat([seqs[:, :prompt_len], completions], dim=1)
-        student.train()
     with torch.no_grad():
         teacher_logits = _completion_logits(teacher, seqs, prompt_len)
     student_logits = _completion_logits(student, seqs, prompt_len)
+    _same_vocabulary(student_logits, teacher_logits)
     return divergence(student_logits, teacher_logits), seqs
 
 
@@ -240,13 +256,15 @@ def train_on_policy(
     given sequences; ``lmbda=1`` is purely on-policy. ``divergence`` takes
     ``(student_logits, teacher_logits)`` and returns a scalar, e.g. a
     forward KL, reverse KL or generalised JSD. Returns each step's loss.
+
+    The teacher runs in eval mode and without gradients; its training mode
+    is restored afterwards and its parameters' ``requires_grad`` is never
+    changed.
     """
-    seqs = long_tensor("seqs", seqs, dims=2)
+    seqs = _check_seqs(seqs, prompt_len)
     probability("lmbda", lmbda)
     positive_int("batch_size", batch_size)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher_was_training = teacher.training
 
     def loss_fn(g: torch.Generator) -> torch.Tensor:
         rows = torch.randint(len(seqs), (batch_size,), generator=g)
@@ -263,15 +281,19 @@ def train_on_policy(
         )
         return loss
 
-    return _optimise(
-        student,
-        loss_fn,
-        steps=steps,
-        lr=lr,
-        seed=seed,
-        progress=progress,
-        description="on-policy distillation",
-    )
+    teacher.eval()
+    try:
+        return _optimise(
+            student,
+            loss_fn,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            progress=progress,
+            description="on-policy distillation",
+        )
+    finally:
+        teacher.train(teacher_was_training)
 
 
 @torch.no_grad()
@@ -289,9 +311,12 @@ def token_divergence(
     sequences the student wrote, on its own prefixes. The difference is
     the exposure bias of chapter 7.
     """
-    seqs = long_tensor("seqs", seqs, dims=2)
-    log_t = F.log_softmax(_completion_logits(teacher, seqs, prompt_len), -1)
-    log_s = F.log_softmax(_completion_logits(student, seqs, prompt_len), -1)
+    seqs = _check_seqs(seqs, prompt_len)
+    teacher_logits = _completion_logits(teacher, seqs, prompt_len)
+    student_logits = _completion_logits(student, seqs, prompt_len)
+    _same_vocabulary(student_logits, teacher_logits)
+    log_t = F.log_softmax(teacher_logits, -1)
+    log_s = F.log_softmax(student_logits, -1)
     kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # (batch * n_new,)
     return kl.view(len(seqs), -1)
 

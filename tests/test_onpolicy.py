@@ -147,7 +147,8 @@ def test_on_policy_training_moves_the_student_towards_its_teacher():
     after = token_divergence(student, teacher, seqs, task.prompt_len).mean()
     assert len(losses) == 30
     assert after < 0.5 * before
-    assert not any(p.requires_grad for p in teacher.parameters())
+    # the teacher is left as it was handed in
+    assert all(p.requires_grad for p in teacher.parameters())
 
 
 def test_training_on_sequences_learns_a_tiny_task():
@@ -174,4 +175,70 @@ def test_lmbda_outside_zero_one_is_refused():
             lmbda=1.5,
             steps=1,
             seed=0,
+        )
+
+
+def test_training_leaves_the_teachers_grad_flags_and_mode_as_they_were():
+    student, teacher = gpt(1), gpt(2)
+    teacher.train()
+    teacher.head.weight.requires_grad_(False)  # the user froze one tensor
+    flags = [p.requires_grad for p in teacher.parameters()]
+    seqs = torch.randint(
+        0, 13, (8, 9), generator=torch.Generator().manual_seed(0)
+    )
+    train_on_policy(
+        student, teacher, seqs, 3, forward_kl, lmbda=0.5, steps=2, seed=0
+    )
+    assert [p.requires_grad for p in teacher.parameters()] == flags
+    assert teacher.training
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("prompt_len", [0, -1, 6, 7, 2.0])
+def test_a_prompt_len_outside_one_to_length_minus_one_is_refused(prompt_len):
+    student, teacher = gpt(1), gpt(2)
+    seqs = torch.zeros(2, 6).long()
+    with pytest.raises(ValueError, match="prompt_len must be"):
+        train_on_policy(
+            student,
+            teacher,
+            seqs,
+            prompt_len,
+            forward_kl,
+            lmbda=0.0,
+            steps=1,
+            seed=0,
+        )
+    with pytest.raises(ValueError, match="prompt_len must be"):
+        on_policy_loss(
+            student, teacher, seqs, prompt_len, forward_kl, own_samples=True
+        )
+    with pytest.raises(ValueError, match="prompt_len must be"):
+        token_divergence(student, teacher, seqs, prompt_len)
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_own_samples_leave_the_students_mode_as_it_was(mode):
+    student, teacher = gpt(1), gpt(2)
+    student.train(mode)
+    on_policy_loss(
+        student,
+        teacher,
+        torch.zeros(2, 6).long(),
+        3,
+        forward_kl,
+        own_samples=True,
+    )
+    assert student.training is mode
+
+
+def test_a_teacher_with_another_vocabulary_is_refused():
+    student = gpt(1)  # 13 tokens
+    teacher = tiny_gpt(14, 12, d_model=16, n_layers=1, seed=2)
+    seqs = torch.zeros(2, 6).long()
+    with pytest.raises(ValueError, match="share one vocabulary.*13.*14"):
+        token_divergence(student, teacher, seqs, 3)
+    with pytest.raises(ValueError, match="share one vocabulary"):
+        on_policy_loss(
+            student, teacher, seqs, 3, forward_kl, own_samples=False
         )
