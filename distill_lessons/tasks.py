@@ -171,7 +171,7 @@ class RunningSum:
         before it are not graded (a slip that is corrected later still
         counts as right, as in the checkers used for reasoning models).
         A completion without ``>``, or with ``>`` as its last token, is
-        wrong.
+        wrong; so is every completion shorter than two tokens.
         """
         digits = self._digits(digits)
         completions = long_tensor("completions", completions, dims=2)
@@ -180,6 +180,9 @@ class RunningSum:
                 f"completions must have {len(digits)} rows (one per "
                 f"problem), got {len(completions)}"
             )
+        if completions.shape[1] < 2:
+            # No room for a mark and an answer after it: all wrong.
+            return torch.zeros(len(digits), dtype=torch.bool)
         is_mark = completions[:, :-1] == ANSWER  # (n, time - 1)
         found = is_mark.any(dim=1)
         first = is_mark.float().argmax(dim=1)  # first True, 0 if none

@@ -139,3 +139,11 @@ def test_prompts_end_with_the_question_mark():
 def test_bad_input_is_refused_with_a_clear_message(call, message):
     with pytest.raises(ValueError, match=message):
         call(RunningSum(3))
+
+
+@pytest.mark.parametrize("length", [0, 1])
+def test_completions_too_short_to_hold_an_answer_are_wrong(length):
+    task = RunningSum(3)
+    digits = torch.tensor([[3, 7, 2], [1, 1, 0]])
+    completions = torch.full((2, length), ANSWER)
+    assert task.check(digits, completions).tolist() == [False, False]
