@@ -9,13 +9,19 @@ chapters 7 and 8 reuse them.
 from __future__ import annotations
 
 import json
+import operator
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from distill_lessons._checks import generator, long_tensor, positive_int
+from distill_lessons._checks import (
+    generator,
+    id_tensor,
+    long_tensor,
+    positive_int,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -103,10 +109,14 @@ class ByteTokenizer:
     and bits per token are bits per character. The vocabulary holds only
     the byte values seen when it was built, in increasing order; a byte
     outside it raises ``ValueError`` instead of being mapped to a default.
+
+    ``byte_values`` is ``bytes`` or a collection of ints in [0, 255];
+    floats, bools and strings are refused rather than truncated or parsed
+    (build the vocabulary of a text with :meth:`from_data`).
     """
 
     def __init__(self, byte_values):
-        values = sorted(set(int(b) for b in byte_values))
+        values = sorted(set(_byte_values(byte_values)))
         if not values:
             raise ValueError("byte_values must hold at least one byte value")
         if values[0] < 0 or values[-1] > 255:
@@ -163,10 +173,8 @@ class ByteTokenizer:
         return ids
 
     def decode(self, ids: torch.Tensor | list[int]) -> bytes:
-        """The bytes of 1-d ids ``(time,)``."""
-        if not isinstance(ids, torch.Tensor):
-            ids = torch.as_tensor(list(ids), dtype=torch.long)
-        ids = long_tensor("ids", ids, dims=1)
+        """The bytes of 1-d ids ``(time,)``: a tensor or a list of ints."""
+        ids = id_tensor("ids", ids, dims=1)
         if ids.numel() and (ids.min() < 0 or ids.max() >= len(self)):
             raise ValueError(
                 f"ids must lie in [0, {len(self) - 1}], got values from "
@@ -177,6 +185,36 @@ class ByteTokenizer:
     def decode_text(self, ids: torch.Tensor | list[int]) -> str:
         """The text of ids; a byte sequence that is not UTF-8 shows as �."""
         return self.decode(ids).decode("utf-8", errors="replace")
+
+
+def _byte_values(byte_values) -> list[int]:
+    """The ints of ``byte_values``; floats, bools and strings refused."""
+    if isinstance(byte_values, str):
+        raise ValueError(
+            "byte_values must be bytes or integers in [0, 255], got str "
+            f"{byte_values!r:.40}; ByteTokenizer.from_data builds the "
+            "vocabulary of a text"
+        )
+    if isinstance(byte_values, torch.Tensor):
+        return long_tensor("byte_values", byte_values, dims=1).tolist()
+    try:
+        items = list(byte_values)
+    except TypeError:
+        raise ValueError(
+            "byte_values must be bytes or a collection of integers in "
+            f"[0, 255], got {type(byte_values).__name__}"
+        ) from None
+    values = []
+    for item in items:
+        try:
+            if isinstance(item, bool):
+                raise TypeError
+            values.append(operator.index(item))
+        except TypeError:
+            raise ValueError(
+                f"byte_values must hold integers in [0, 255], got {item!r}"
+            ) from None
+    return values
 
 
 @dataclass

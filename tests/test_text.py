@@ -170,3 +170,36 @@ def test_sample_windows_are_fixed_by_the_seed():
 def test_random_functions_insist_on_a_seed():
     with pytest.raises(ValueError, match="seed"):
         text.batch_starts(50, steps=1, batch_size=1, context=4, seed=None)
+
+
+@pytest.mark.parametrize("ids", [[0.9, 1.9], [True, False], "ab", [[0, 1]]])
+def test_decode_refuses_ids_that_are_not_integers(ids):
+    tok = text.ByteTokenizer.from_data(b"abc")
+    with pytest.raises(ValueError, match="ids must"):
+        tok.decode(ids)
+    with pytest.raises(ValueError, match="ids must"):
+        tok.decode(torch.tensor([0.9, 1.9]))
+
+
+@pytest.mark.parametrize(
+    "values, found",
+    [
+        ([65.7, 66.2], "65.7"),
+        ([65, True], "True"),
+        ("AB", "got str 'AB'"),
+        (torch.tensor([65.0, 66.0]), "got torch.float32"),
+        (65, "got int"),
+    ],
+)
+def test_the_tokenizer_refuses_byte_values_that_are_not_integers(
+    values, found
+):
+    with pytest.raises(ValueError, match=f"byte_values must.*{found}"):
+        text.ByteTokenizer(values)
+
+
+def test_the_tokenizer_takes_bytes_sets_and_integer_tensors():
+    expected = (65, 66)
+    assert text.ByteTokenizer(b"BAB").byte_values == expected
+    assert text.ByteTokenizer({66, 65}).byte_values == expected
+    assert text.ByteTokenizer(torch.tensor([66, 65])).byte_values == expected
