@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +89,16 @@ class Built:
     checks: int
 
 
-def _tags(cell: dict) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
+def _tags(cell: dict, where: str = "a cell") -> list[str]:
+    tags = cell.get("metadata", {}).get("tags", [])
+    if not isinstance(tags, (list, tuple)) or not all(
+        isinstance(t, str) for t in tags
+    ):
+        raise AssignmentError(
+            f"{where}: metadata tags must be a list of strings, e.g. "
+            f'["solution"], got {type(tags).__name__} {tags!r:.60}'
+        )
+    return list(tags)
 
 
 def _marker(line: str) -> str | None:
@@ -172,7 +182,7 @@ def _validate(nb: nbformat.NotebookNode, name: str) -> None:
     """Check the whole notebook before anything is written."""
     for index, cell in enumerate(nb.cells, start=1):
         where = f"{name}, cell {index}"
-        tags = _tags(cell)
+        tags = _tags(cell, where)
         if SOLUTION_TAG in tags:
             # Parsing raises for mismatched markers.
             _, regions = stub_solutions(cell.source, where=where)
@@ -187,11 +197,13 @@ def _validate(nb: nbformat.NotebookNode, name: str) -> None:
                     f"{where} is tagged both {SOLUTION_TAG!r} and "
                     f"{CHECK_TAG!r}; a check must be a cell of its own"
                 )
-        elif cell.cell_type == "code" and _has_markers(cell.source):
+        elif _has_markers(cell.source):
+            # Any kind of cell: an untagged markdown or raw cell would be
+            # copied to the student with its solution in it.
             raise AssignmentError(
-                f"{where} has solution markers but is not tagged "
-                f"{SOLUTION_TAG!r}; tag it (and 'hide-cell') or remove the "
-                "markers"
+                f"{where} ({cell.cell_type}) has solution markers but is not "
+                f"tagged {SOLUTION_TAG!r}; tag it (and 'hide-cell') or "
+                "remove the markers"
             )
 
 
@@ -251,7 +263,9 @@ def student_notebook(
     Code regions become ``raise NotImplementedError()`` (after a
     ``# YOUR CODE HERE`` line); regions in markdown cells tagged
     ``solution`` become ``YOUR ANSWER HERE``, and so does a whole markdown
-    solution cell without markers. Check cells are kept. Stubs and checks
+    solution cell without markers; a markdown solution cell keeps only the
+    attachments (images) its stubbed text still refers to, so a drawn
+    answer does not reach the student. Check cells are kept. Stubs and checks
     get the ``raises-exception`` tag, so the student notebook still runs
     from top to bottom under nbval or a book build while it is unsolved,
     and lose ``hide-cell``, since there is no answer left to hide.
@@ -269,11 +283,25 @@ def student_notebook(
                 cell.source, stub=stub, where=f"{name}, cell {index}"
             )
             cell.source = source if regions else TEXT_STUB
+            _drop_unused_attachments(cell)
             tags = [t for t in tags if t != HIDE_TAG]
         if cell.cell_type == "code" and RAISES_TAG not in tags:
             tags.append(RAISES_TAG)
         cell.metadata["tags"] = tags
     return out
+
+
+def _drop_unused_attachments(cell: nbformat.NotebookNode) -> None:
+    """Keep only the attachments the cell's source still names."""
+    attachments = cell.get("attachments")
+    if attachments is None:
+        return
+    named = set(re.findall(r"attachment:([^\s)\"'>]+)", cell.source))
+    kept = {k: v for k, v in attachments.items() if k in named}
+    if kept:
+        cell.attachments = kept
+    else:
+        del cell["attachments"]
 
 
 def _clear_outputs(nb: nbformat.NotebookNode) -> None:
@@ -318,10 +346,15 @@ def build(
     checked before anything is written, so a bad notebook leaves no half
     build behind. An existing ``student`` or ``instructor`` folder is
     refused unless ``force`` is true, in which case those two folders (and
-    nothing else in ``outdir``) are replaced.
+    nothing else in ``outdir``) are replaced. The new folders are first
+    written to a temporary folder inside ``outdir``; the old ones are
+    replaced only once everything is written, so a failed build leaves them
+    as they were.
 
     Raises ``ValueError`` for no notebooks, a path that is not a notebook,
-    ``points`` < 0, or folders that exist without ``force``; and
+    ``points`` < 0, folders that exist without ``force``, an ``outdir``
+    that is a file, or a ``student`` or ``instructor`` that is a file or a
+    symbolic link (never replaced, even with ``force``); and
     :class:`AssignmentError` for a notebook that breaks the convention.
     """
     if isinstance(points, bool) or not isinstance(points, int) or points < 0:
@@ -340,10 +373,25 @@ def build(
         )
 
     outdir = Path(outdir)
+    probe = outdir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # the nearest part of the path that exists
+    if not probe.is_dir():
+        raise ValueError(
+            f"outdir: {probe} is a file, not a folder; pass another OUTDIR"
+        )
     targets = {
         "student": outdir / "student",
         "instructor": outdir / "instructor",
     }
+    for target in targets.values():
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            kind = "a symbolic link" if target.is_symlink() else "a file"
+            raise ValueError(
+                f"outdir: {target} is {kind}, not a folder; it is never "
+                "replaced, not even with --force: move it away or pass "
+                "another OUTDIR"
+            )
     existing = [p for p in targets.values() if p.exists()]
     if existing and not force:
         raise ValueError(
@@ -365,18 +413,63 @@ def build(
             checks += CHECK_TAG in tags
         versions.append((path.name, student, instructor))
 
-    for folder in existing:
-        shutil.rmtree(folder)
-    for folder in targets.values():
-        folder.mkdir(parents=True)
-    written_student: list[Path] = []
-    written_instructor: list[Path] = []
-    for name, student, instructor in versions:
-        written_student.append(targets["student"] / name)
-        written_instructor.append(targets["instructor"] / name)
-        nbformat.write(student, written_student[-1])
-        nbformat.write(instructor, written_instructor[-1])
+    _write_then_replace(outdir, targets, versions)
+    written_student = [targets["student"] / name for name, _, _ in versions]
+    written_instructor = [
+        targets["instructor"] / name for name, _, _ in versions
+    ]
     return Built(written_student, written_instructor, solutions, checks)
+
+
+def _write_then_replace(
+    outdir: Path,
+    targets: dict[str, Path],
+    versions: list[tuple[str, nbformat.NotebookNode, nbformat.NotebookNode]],
+) -> None:
+    """Write both folders to a temporary folder, then swap them in.
+
+    The folders already in place are moved aside (renames inside
+    ``outdir``) and deleted only after both new ones are in place; if
+    anything fails, they are put back.
+    """
+    created = not outdir.exists()
+    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".assignments-", dir=outdir))
+    except OSError:
+        if created:
+            shutil.rmtree(outdir, ignore_errors=True)
+        raise
+    moved: list[tuple[Path, Path]] = []  # (aside, original place)
+    placed: list[Path] = []
+    try:
+        for key in targets:
+            (staging / key).mkdir()
+        for name, student, instructor in versions:
+            nbformat.write(student, staging / "student" / name)
+            nbformat.write(instructor, staging / "instructor" / name)
+        for key, target in targets.items():
+            if target.exists():
+                aside = staging / f"old-{key}"
+                target.rename(aside)
+                moved.append((aside, target))
+            (staging / key).rename(target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            shutil.rmtree(target, ignore_errors=True)
+        restored = True
+        for aside, target in moved:
+            try:
+                aside.rename(target)
+            except OSError:
+                restored = False  # keep staging: the old folder is in it
+        if restored:
+            shutil.rmtree(staging, ignore_errors=True)
+            if created:
+                shutil.rmtree(outdir, ignore_errors=True)
+        raise
+    shutil.rmtree(staging)
 
 
 @dataclass(frozen=True)
@@ -418,7 +511,9 @@ def grade(paths: Sequence[Path | str], *, timeout: int = 600) -> list[Grade]:
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         checks = [
-            i for i, c in enumerate(nb.cells, 1) if CHECK_TAG in _tags(c)
+            i
+            for i, c in enumerate(nb.cells, 1)
+            if CHECK_TAG in _tags(c, f"{path}, cell {i}")
         ]
         client = NotebookClient(
             nb,
@@ -506,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "grade":
         try:
             grades = grade(args.paths, timeout=args.timeout)
-        except ValueError as err:
+        except (ValueError, OSError) as err:
             sys.stderr.write(f"error: {err}\n")
             return 2
         lines = ["| notebook | checks passed | failing check cells |"]
@@ -525,7 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         built = build(
             args.outdir, args.notebooks, force=args.force, points=args.points
         )
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         sys.stderr.write(f"error: {err}\n")
         return 2
     sys.stdout.write(

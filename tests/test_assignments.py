@@ -341,6 +341,122 @@ def test_command_line_runs_as_a_module(tmp_path):
     assert run.stderr.startswith("error: 01_bad.ipynb, cell 6")
 
 
+@pytest.mark.parametrize("kind", ["markdown", "raw"])
+def test_markers_in_an_untagged_markdown_or_raw_cell_are_refused(kind):
+    nb = small_chapter()
+    cell = nbformat.v4.new_raw_cell if kind == "raw" else new_markdown_cell
+    nb.cells[7] = cell("Hint:\n### BEGIN SOLUTION\nlog2 8\n### END SOLUTION")
+    for version in (student_notebook, instructor_notebook):
+        with pytest.raises(
+            AssignmentError,
+            match=f"00_tiny.ipynb, cell 8 \\({kind}\\) .*not tagged",
+        ):
+            version(nb, "00_tiny.ipynb")
+
+
+def test_a_markdown_solution_loses_the_images_only_its_answer_used():
+    nb = small_chapter()
+    png = {"image/png": "iVBORw0KGgo="}
+    nb.cells[10].source = (
+        "![question](attachment:question.png)\n"
+        "### BEGIN SOLUTION\n![answer](attachment:answer.png)\n"
+        "### END SOLUTION"
+    )
+    nb.cells[10].attachments = {"question.png": png, "answer.png": png}
+    student = student_notebook(nb, "00_tiny.ipynb")
+    assert student.cells[10].source == (
+        "![question](attachment:question.png)\n" + TEXT_STUB
+    )
+    assert dict(student.cells[10].attachments) == {"question.png": png}
+    nbformat.validate(student)
+    # a whole-cell answer keeps no image at all
+    nb.cells[10].source = "![answer](attachment:answer.png)"
+    nb.cells[10].attachments = {"answer.png": png}
+    assert "attachments" not in student_notebook(nb).cells[10]
+    # the instructor keeps them
+    assert instructor_notebook(nb).cells[10].attachments == {"answer.png": png}
+
+
+def test_tags_written_as_a_string_are_refused_as_not_a_list():
+    nb = small_chapter()
+    nb.cells[5].metadata["tags"] = "solution"
+    with pytest.raises(
+        AssignmentError, match="00_tiny.ipynb, cell 6: .*tags must be a list"
+    ):
+        student_notebook(nb, "00_tiny.ipynb")
+
+
+def test_force_never_deletes_a_folder_when_a_file_sits_in_the_way(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    out = tmp_path / "out"
+    (out / "student").mkdir(parents=True)
+    (out / "student" / "mine.txt").write_text("keep me")
+    (out / "instructor").write_text("a file")
+    with pytest.raises(ValueError, match="instructor is a file, not a fol"):
+        build(out, [src], force=True)
+    assert (out / "student" / "mine.txt").read_text() == "keep me"
+    assert (out / "instructor").read_text() == "a file"
+    assert sorted(p.name for p in out.iterdir()) == ["instructor", "student"]
+
+
+def test_force_never_replaces_a_symbolic_link(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine.txt").write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "student").symlink_to(elsewhere)
+    with pytest.raises(ValueError, match="student is a symbolic link"):
+        build(out, [src], force=True)
+    assert (out / "student").is_symlink()
+    assert (elsewhere / "mine.txt").read_text() == "keep me"
+
+
+def test_an_outdir_that_is_a_file_is_refused(tmp_path):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    outfile = tmp_path / "out"
+    outfile.write_text("a file")
+    for outdir in (outfile, outfile / "below"):
+        with pytest.raises(ValueError, match="outdir: .*out is a file"):
+            build(outdir, [src])
+    assert outfile.read_text() == "a file"
+
+
+def test_a_failed_write_leaves_the_old_folders_as_they_were(
+    tmp_path, monkeypatch
+):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    out = tmp_path / "out"
+    build(out, [src])
+    (out / "student" / "mine.txt").write_text("keep me")
+    before = (out / "instructor" / "00_tiny.ipynb").read_text()
+
+    def full_disk(nb, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(assignments.nbformat, "write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        build(out, [src], force=True)
+    assert (out / "student" / "mine.txt").read_text() == "keep me"
+    assert (out / "instructor" / "00_tiny.ipynb").read_text() == before
+    assert sorted(p.name for p in out.iterdir()) == ["instructor", "student"]
+
+
+def test_command_line_reports_a_file_in_the_way_as_an_error(tmp_path, capsys):
+    src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
+    out = tmp_path / "out"
+    out.write_text("a file")
+    argv = ["build", str(out), "--notebooks", str(src), "--force"]
+    assert assignments.main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: outdir: ")
+    out.unlink()
+    out.mkdir()
+    (out / "student").write_text("a file")
+    assert assignments.main(argv) == 2
+    assert "student is a file" in capsys.readouterr().err
+
+
 # --- executing generated notebooks ---------------------------------------
 
 
