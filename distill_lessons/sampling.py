@@ -109,10 +109,10 @@ def generate(
             f"model must be a torch.nn.Module, got {type(model).__name__}"
         )
     prompts = long_tensor("prompts", prompts, dims=2)
-    if prompts.shape[0] == 0 or prompts.shape[1] == 0:
+    if prompts.shape[1] == 0:
         raise ValueError(
-            "prompts must hold at least one prompt of at least one token, "
-            f"got shape {tuple(prompts.shape)}"
+            "prompts must hold at least one token per row, got shape "
+            f"{tuple(prompts.shape)}"
         )
     positive_int("n_new", n_new)
     positive_float("temperature", temperature)

@@ -209,3 +209,12 @@ def test_accept_may_return_a_list_of_bools():
     )
     assert kept.tolist() == [True, False, True]
     assert seqs.tolist() == [[0, 1, 1], [0, 1, 1]]
+
+
+def test_no_prompts_give_no_tokens_and_empty_prompts_are_refused():
+    model = small_gpt()
+    for greedy in (True, False):
+        out = generate(model, torch.zeros(0, 3).long(), 2, greedy=greedy)
+        assert out.shape == (0, 2)
+    with pytest.raises(ValueError, match="prompts must hold at least one"):
+        generate(model, torch.zeros(2, 0).long(), 2)
