@@ -324,6 +324,10 @@ def _expand(paths: Iterable[Path | str]) -> list[Path]:
             found.extend(sorted(path.glob("*.ipynb")))
         elif path.suffix == ".ipynb" and path.is_file():
             found.append(path)
+        elif not path.exists():
+            raise ValueError(
+                f"notebooks: no such file or folder {str(path)!r}"
+            )
         else:
             raise ValueError(
                 f"notebooks must be .ipynb files or folders holding them, "

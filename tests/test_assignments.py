@@ -315,6 +315,11 @@ def test_build_refuses_paths_that_are_not_notebooks(tmp_path):
         build(tmp_path / "out", [text], points=-1)
 
 
+def test_a_missing_notebook_is_named_as_missing(tmp_path):
+    with pytest.raises(ValueError, match="no such file or folder"):
+        build(tmp_path / "out", [tmp_path / "03_chunker.ipynb"])
+
+
 def test_command_line_builds_then_refuses_a_second_time(tmp_path, capsys):
     src = write(small_chapter(), tmp_path / "00_tiny.ipynb")
     argv = ["build", str(tmp_path / "out"), "--notebooks", str(src)]

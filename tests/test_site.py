@@ -134,7 +134,8 @@ def browser():
             accept_downloads=True,
             viewport={"width": 1280, "height": 900},
         )
-        context.set_default_timeout(30_000)
+        # Generous: CI runs these beside a notebook on the other core.
+        context.set_default_timeout(90_000)
         yield context
         context.close()
 
