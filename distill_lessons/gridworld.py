@@ -191,8 +191,23 @@ class GridWorld:
         actions = torch.as_tensor(actions)
         if actions.numel() and (actions.min() < 0 or actions.max() > 3):
             raise ValueError("actions must lie in 0..3")
+        positions = torch.as_tensor(positions)
+        goals = torch.as_tensor(goals)
+        for name, cells in (("positions", positions), ("goals", goals)):
+            if cells.is_floating_point() or cells.dtype == torch.bool:
+                raise ValueError(f"{name} must be integer cell ids")
+            # A negative id would index from the end and wrap around.
+            if cells.numel() and (
+                cells.min() < 0 or cells.max() >= self.n_cells
+            ):
+                raise ValueError(
+                    f"{name} must lie in 0..{self.n_cells - 1}, got values "
+                    f"from {int(cells.min())} to {int(cells.max())}"
+                )
+        if positions.numel() and self.wall[positions].any():
+            raise ValueError("positions must be free cells, not walls")
         nxt = self.next_cell[positions, actions]
-        return nxt, (nxt == torch.as_tensor(goals)).float()
+        return nxt, (nxt == goals).float()
 
     def distances(self, goal: int) -> torch.Tensor:
         """Shortest number of moves from every cell to ``goal``, ``(cells,)``;

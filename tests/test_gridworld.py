@@ -201,3 +201,14 @@ def test_hindsight_cloning_learns_the_only_way_in_a_corridor():
         act = net.policy(torch.tensor([0, 1, 2]), torch.tensor([3, 3, 3]))
     # in a one-row corridor the goal to the right is reached by moving right
     assert act.argmax(-1).tolist() == [RIGHT, RIGHT, RIGHT]
+
+
+def test_a_step_from_outside_the_grid_or_inside_a_wall_is_refused():
+    env = tiny()
+    # -1 would otherwise index from the end: cell 11, next to nothing.
+    with pytest.raises(ValueError, match=r"positions must lie in 0\.\.11"):
+        env.step(torch.tensor([-1]), torch.tensor([UP]), torch.tensor([3]))
+    with pytest.raises(ValueError, match=r"goals must lie in 0\.\.11"):
+        env.step(torch.tensor([7]), torch.tensor([UP]), torch.tensor([12]))
+    with pytest.raises(ValueError, match="free cells, not walls"):
+        env.step(torch.tensor([2]), torch.tensor([UP]), torch.tensor([3]))
