@@ -48,7 +48,9 @@ def _variants(temperatures, alpha):
 
 
 def _teacher(split, seed):
-    teacher = train_teacher(split.train_images, split.train_labels, seed=seed)
+    teacher = train_teacher(
+        split.train_images, split.train_labels, seed=seed, channels=(16, 32)
+    )
     with torch.no_grad():
         soft = teacher(split.train_images)  # (300, 10), dropout off
         errors = count_errors(teacher(split.test_images), split.test_labels)
