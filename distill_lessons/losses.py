@@ -405,6 +405,16 @@ def _check_labels(
     return labels
 
 
+def _row_mse(student, teacher, mask, student_name, teacher_name):
+    """Squared error averaged over the last axis, then over kept rows."""
+    keep = _check_mask(mask, student.shape[:-1])
+    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
+    _check_values(student_name, s_rows, neg_inf=False)
+    _check_values(teacher_name, t_rows, neg_inf=False)
+    diff = s_rows - t_rows  # (n, features)
+    return _mean_over_rows(diff.square().mean(-1))
+
+
 def logit_mse(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -422,12 +432,7 @@ def logit_mse(
     (``-inf`` included: it has no finite squared error).
     """
     student, teacher = _check_pair(student_logits, teacher_logits)
-    keep = _check_mask(mask, student.shape[:-1])
-    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
-    _check_values("student_logits", s_rows, neg_inf=False)
-    _check_values("teacher_logits", t_rows, neg_inf=False)
-    diff = s_rows - t_rows  # (n, C)
-    return _mean_over_rows(diff.square().mean(-1))
+    return _row_mse(student, teacher, mask, "student_logits", "teacher_logits")
 
 
 def hidden_state_mse(
@@ -472,12 +477,7 @@ def hidden_state_mse(
             f"teacher_hidden must have shape {tuple(student.shape)} "
             f"(that of student_hidden), got {tuple(teacher.shape)}"
         )
-    keep = _check_mask(mask, student.shape[:-1])
-    s_rows, t_rows = _kept_rows(student, keep), _kept_rows(teacher, keep)
-    _check_values("student_hidden", s_rows, neg_inf=False)
-    _check_values("teacher_hidden", t_rows, neg_inf=False)
-    diff = s_rows - t_rows  # (n, d)
-    return _mean_over_rows(diff.square().mean(-1))
+    return _row_mse(student, teacher, mask, "student_hidden", "teacher_hidden")
 
 
 # ------------------------------------------------------ chapter 6 losses
